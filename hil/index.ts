@@ -1,0 +1,2 @@
+// Public face of hil/; filled in by its issue.
+export {};

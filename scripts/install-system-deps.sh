@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the interop tests drive: pcscd with the vpcd virtual reader,
+# PC/SC tools, OpenSC, usbip, tshark, socat and openssl, plus libpcsclite-dev for the Node
+# PC/SC binding. Idempotent; needs root (CI runs as root).
+set -euo pipefail
+packages=(pcscd vsmartcard-vpcd pcsc-tools opensc usbip tshark socat openssl libpcsclite-dev pkg-config)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system deps: all present"
+  exit 0
+fi
+echo "system deps: installing ${missing[*]}"
+# wireshark-common asks whether non-root users may capture; answer no, without a prompt.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "system deps: done"

@@ -1,0 +1,2 @@
+// Public face of src/bureau; filled in by its issue.
+export {};

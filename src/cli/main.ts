@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+/**
+ * ukeysim: the command line. Thin by rule: parse, call into the layers, print.
+ * Each command lives in its own file and registers itself on the program here.
+ */
+import { Command, CommanderError } from "commander";
+import { registerCommands } from "./commands.ts";
+
+const program = new Command()
+  .name("ukeysim")
+  .description("Simulator and hardware-in-the-loop harness for the tax-control smart Ukey")
+  .version("0.1.0")
+  .showHelpAfterError()
+  .exitOverride();
+
+registerCommands(program);
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof CommanderError) process.exit(error.exitCode);
+  console.error(`ukeysim: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(2);
+});

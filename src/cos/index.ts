@@ -1,0 +1,1 @@
+export { CardMuteError, type SimCard } from "./card.ts";

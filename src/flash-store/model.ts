@@ -1,0 +1,102 @@
+/**
+ * ModelStore: the plain in-memory model of the RecordStore contract (api.ts). It has no
+ * flash, no faults and unlimited space unless given a byte budget; property tests run the
+ * real store and this model side by side and demand they agree.
+ */
+import { checkTransaction, StoreError, type RecordStore, type StoreStats, type TxOp } from "./api.ts";
+
+const keyOf = (type: number, id: number) => type * 0x1_0000_0000 + id;
+
+export class ModelStore implements RecordStore {
+  private readonly records = new Map<number, { type: number; id: number; value: Uint8Array }>();
+  /** Reclaimable keys in the order they were marked: rollover takes the oldest first. */
+  private readonly reclaimable = new Map<number, number>();
+  private reclaimed = 0;
+  private markCounter = 0;
+
+  constructor(private readonly capacityBytes = Number.POSITIVE_INFINITY) {}
+
+  get(type: number, id: number): Uint8Array | undefined {
+    return this.records.get(keyOf(type, id))?.value;
+  }
+
+  ids(type: number): number[] {
+    const out: number[] = [];
+    for (const r of this.records.values()) if (r.type === type) out.push(r.id);
+    return out.sort((a, b) => a - b);
+  }
+
+  isReclaimable(type: number, id: number): boolean {
+    return this.reclaimable.has(keyOf(type, id));
+  }
+
+  commit(ops: readonly TxOp[]): void {
+    checkTransaction(ops);
+    const next = new Map(this.records);
+    const nextReclaimable = new Map(this.reclaimable);
+    let marks = this.markCounter;
+    for (const op of ops) {
+      const k = keyOf(op.type, op.id);
+      if (op.kind === "put") {
+        next.set(k, { type: op.type, id: op.id, value: op.value.slice() });
+        nextReclaimable.delete(k);
+      } else if (op.kind === "delete") {
+        next.delete(k);
+        nextReclaimable.delete(k);
+      } else if (next.has(k) && !nextReclaimable.has(k)) {
+        nextReclaimable.set(k, marks++);
+      }
+    }
+    let reclaimedNow = 0;
+    const oldestFirst = [...nextReclaimable.entries()].sort((a, b) => a[1] - b[1]);
+    while (usedBytes(next) > this.capacityBytes) {
+      const victim = oldestFirst.shift();
+      if (!victim) throw new StoreError("STORAGE_FULL", "storage full: nothing reclaimable is left");
+      next.delete(victim[0]);
+      nextReclaimable.delete(victim[0]);
+      reclaimedNow++;
+    }
+    this.records.clear();
+    for (const [k, v] of next) this.records.set(k, v);
+    this.reclaimable.clear();
+    for (const [k, v] of nextReclaimable) this.reclaimable.set(k, v);
+    this.markCounter = marks;
+    this.reclaimed += reclaimedNow;
+  }
+
+  stats(): StoreStats {
+    const recordsByType: Record<number, number> = {};
+    let reclaimableBytes = 0;
+    for (const [k, r] of this.records) {
+      recordsByType[r.type] = (recordsByType[r.type] ?? 0) + 1;
+      if (this.reclaimable.has(k)) reclaimableBytes += r.value.length;
+    }
+    const used = usedBytes(this.records);
+    return {
+      records: this.records.size,
+      recordsByType,
+      reclaimableRecords: this.reclaimable.size,
+      reclaimedRecords: this.reclaimed,
+      freeBytes: this.capacityBytes - used,
+      usedBytes: used,
+      reclaimableBytes,
+      eccCorrections: 0,
+    };
+  }
+
+  /** A deep copy: the model "before" an interrupted transaction. */
+  clone(): ModelStore {
+    const copy = new ModelStore(this.capacityBytes);
+    for (const [k, v] of this.records) copy.records.set(k, { ...v, value: v.value.slice() });
+    for (const [k, v] of this.reclaimable) copy.reclaimable.set(k, v);
+    copy.reclaimed = this.reclaimed;
+    copy.markCounter = this.markCounter;
+    return copy;
+  }
+}
+
+function usedBytes(records: Map<number, { value: Uint8Array }>): number {
+  let total = 0;
+  for (const r of records.values()) total += r.value.length;
+  return total;
+}

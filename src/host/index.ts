@@ -1,0 +1,2 @@
+// Public face of src/host; filled in by its issue.
+export {};

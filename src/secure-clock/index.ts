@@ -1,0 +1,2 @@
+// Public face of src/secure-clock; filled in by its issue.
+export {};

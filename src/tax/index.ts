@@ -1,0 +1,2 @@
+// Public face of src/tax; filled in by its issue.
+export {};

@@ -1,0 +1,2 @@
+export { ChannelError, type ApduChannel, type ChannelErrorCode } from "./channel.ts";
+export { InProcessChannel } from "./in-process.ts";
