@@ -10,4 +10,5 @@ export {
 export { NandChip, PowerLossError, tearOperationOnFork, ENDURANCE_CYCLES, type NandOp, type NandObserver, type NandChipOptions, type ChipSnapshot } from "./nand.ts";
 export { eccEncode, eccCorrect, type EccResult } from "./ecc.ts";
 export { crc32 } from "./crc32.ts";
-export { FlashStore, type FlashStoreOptions, type FormatOptions, type FlashStats } from "./store.ts";
+export { FlashStore, DecryptCache, type FlashStoreOptions, type FormatOptions, type FlashStats } from "./store.ts";
+export { runCutCampaign, diffStores, keysOf, replayId, bytesEqual, type CutScenario, type CutFailure, type CampaignOptions, type CampaignResult } from "./campaign.ts";

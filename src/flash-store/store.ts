@@ -27,6 +27,7 @@
  */
 import { hmacSm3, sm4Ctr, SM4_KEY_BYTES } from "../crypto/index.ts";
 import { checkTransaction, CRITICAL_TYPE_LIMIT, StoreError, type RecordStore, type StoreStats, type TxOp } from "./api.ts";
+import { crc32 } from "./crc32.ts";
 import { pageTotalBytes, sameGeometry, type Geometry } from "./geometry.ts";
 import {
   BH_BLOCKS, BH_BLOCK_SEQ, BH_ERASE_COUNT, BH_FORMAT_ID, BH_KEY_CHECK, BH_LANE, BH_MAGIC, BH_PAGES_PER_BLOCK, BH_PAGE_BYTES,
@@ -61,9 +62,23 @@ export const DEFAULT_FORMAT_ID = 1;
 
 const KEY_CHECK_LABEL = new TextEncoder().encode("ukeysim flash key check v1");
 
+/**
+ * Memo of decryptions for campaigns that mount thousands of forks of one chip with one key:
+ * plaintext by (version, fragment), trusted only when the CRC-32 of the (already verified) ciphertext matches.
+ * Create one per data key; never share across keys.
+ */
+export class DecryptCache {
+  readonly plain = new Map<number, { crc: number; plain: Uint8Array }>();
+  readonly keyChecks = new Map<number, Uint8Array>();
+  /** Entries kept before the cache is cleared (bounds memory). */
+  static readonly LIMIT = 1 << 16;
+}
+
 export interface FlashStoreOptions {
   /** The 16-byte data key (SM4). */
   key: Uint8Array;
+  /** Optional memo for campaigns (see DecryptCache). */
+  cache?: DecryptCache;
   /** Refuse every commit (inspection); default false. */
   readOnly?: boolean;
   /** Static wear-levelling threshold (max - min erase count); default WEAR_LEVEL_DELTA. */
@@ -216,6 +231,7 @@ export class FlashStore implements RecordStore {
     private formatId: number,
     private readonly readOnly: boolean,
     wearLevelDelta: number,
+    private readonly cache: DecryptCache | null = null,
   ) {
     this.g = chip.geometry;
     this.pageTotal = pageTotalBytes(this.g);
@@ -234,7 +250,7 @@ export class FlashStore implements RecordStore {
     checkDataKey(options.key);
     const formatId = options.formatId ?? DEFAULT_FORMAT_ID;
     if (!Number.isInteger(formatId) || formatId < 0 || formatId > 0xffff_ffff) throw new StoreError("BAD_IMAGE", `formatId must be a 32-bit unsigned integer, got ${formatId}`);
-    const store = new FlashStore(chip, options.key, formatId, false, options.wearLevelDelta ?? WEAR_LEVEL_DELTA);
+    const store = new FlashStore(chip, options.key, formatId, false, options.wearLevelDelta ?? WEAR_LEVEL_DELTA, options.cache ?? null);
     return store.guard(() => {
       for (let b = 0; b < chip.geometry.blocks; b++) {
         const info: BlockInfo = { state: BlockState.Free, lane: 0, eraseCount: 0, clean: false, nextPage: 0, items: [], liveCost: 0, corrections: 0 };
@@ -256,7 +272,7 @@ export class FlashStore implements RecordStore {
   /** Mounts the store on a chip; throws StoreError WRONG_KEY, BAD_IMAGE, BAD_GEOMETRY. */
   static mount(chip: NandChip, options: FlashStoreOptions): FlashStore {
     checkDataKey(options.key);
-    const store = new FlashStore(chip, options.key, 0, options.readOnly ?? false, options.wearLevelDelta ?? WEAR_LEVEL_DELTA);
+    const store = new FlashStore(chip, options.key, 0, options.readOnly ?? false, options.wearLevelDelta ?? WEAR_LEVEL_DELTA, options.cache ?? null);
     return store.guard(() => {
       store.load();
       if (!store.readOnly) store.repairCritical();
@@ -316,7 +332,7 @@ export class FlashStore implements RecordStore {
     }
     this.formatId = header.formatId;
     if (this.key) {
-      const expected = keyCheckValue(this.key, header.formatId);
+      const expected = this.keyCheck();
       for (let i = 0; i < KEY_CHECK_BYTES; i++) {
         if (expected[i] !== header.keyCheck[i]) throw new StoreError("WRONG_KEY", "the data key does not match this store (key check value differs)");
       }
@@ -1133,7 +1149,7 @@ export class FlashStore implements RecordStore {
       writeU32(page, BH_ERASE_COUNT, info.eraseCount);
       writeU48(page, BH_BLOCK_SEQ, this.nextBlockSeq++);
       writeU32(page, BH_FORMAT_ID, this.formatId);
-      page.set(keyCheckValue(this.key as Uint8Array, this.formatId), BH_KEY_CHECK);
+      page.set(this.keyCheck(), BH_KEY_CHECK);
       sealPageHeader(page);
       writeEcc(page, this.g);
       info.clean = false;
@@ -1276,11 +1292,19 @@ export class FlashStore implements RecordStore {
       const bytes = this.readItemBytes(ref);
       if (!bytes) return null;
       if (!this.key) return out;
-      const plain = this.decrypt(ref.version, f, bytes.subarray(ITEM_HEADER_BYTES));
+      const plain = this.decryptItem(ref, bytes);
       out.set(plain, at);
       at += plain.length;
     }
     return at === rec.length ? out : null;
+  }
+
+  private keyCheck(): Uint8Array {
+    const cached = this.cache?.keyChecks.get(this.formatId);
+    if (cached) return cached;
+    const kcv = keyCheckValue(this.key as Uint8Array, this.formatId);
+    this.cache?.keyChecks.set(this.formatId, kcv);
+    return kcv;
   }
 
   private encrypt(version: number, frag: number, plain: Uint8Array): Uint8Array {
@@ -1288,8 +1312,17 @@ export class FlashStore implements RecordStore {
     return sm4Ctr(this.key as Uint8Array, counterBlock(version, frag), plain);
   }
 
-  private decrypt(version: number, frag: number, cipher: Uint8Array): Uint8Array {
-    return this.encrypt(version, frag, cipher);
+  private decryptItem(ref: ItemRef, bytes: Uint8Array): Uint8Array {
+    const cipher = bytes.subarray(ITEM_HEADER_BYTES);
+    if (!this.cache) return this.encrypt(ref.version, ref.fragIndex, cipher);
+    const crc = crc32(cipher);
+    const memoKey = ref.version * 256 + ref.fragIndex;
+    const hit = this.cache.plain.get(memoKey);
+    if (hit && hit.crc === crc) return hit.plain;
+    const plain = this.encrypt(ref.version, ref.fragIndex, cipher);
+    if (this.cache.plain.size >= DecryptCache.LIMIT) this.cache.plain.clear();
+    this.cache.plain.set(memoKey, { crc, plain });
+    return plain;
   }
 
   /** Runs `body`; a power loss poisons the store (remount needed) and surfaces as StoreError POWER_LOST. */
