@@ -107,9 +107,18 @@ export function runCutCampaign(scenario: CutScenario, options: CampaignOptions):
   chip.setObserver(check);
   for (const tx of scenario.transactions) {
     before = model.clone();
-    model.commit(tx);
     after = model.clone();
-    store.commit(tx);
+    after.commit(tx);
+    const reclaimedBefore = store.stats().reclaimedRecords;
+    try {
+      store.commit(tx);
+      model.commit(tx);
+      const rolled = store.stats().reclaimedRecords - reclaimedBefore;
+      if (rolled > 0) model.reclaimOldest(rolled);
+    } catch (error) {
+      // The store refused the transaction (full): it changed nothing, nor does the model.
+      if (!(error instanceof StoreError && error.code === "STORAGE_FULL")) throw error;
+    }
     txIndex++;
   }
   chip.setObserver(null);
@@ -128,9 +137,13 @@ function checkTorn(torn: NandChip, options: CampaignOptions, cache: DecryptCache
     const d1 = diffStores(mounted, before, keys);
     if (d1 === null) matched = before;
     else {
-      const d2 = diffStores(mounted, after, keys);
+      // "after" may include rollover: the store says how many records it reclaimed.
+      const rolled = mounted.stats().reclaimedRecords - after.stats().reclaimedRecords;
+      const afterRolled = after.clone();
+      if (rolled > 0 && rolled <= afterRolled.stats().reclaimableRecords) afterRolled.reclaimOldest(rolled);
+      const d2 = diffStores(mounted, afterRolled, keys);
       if (d2 !== null) return `neither before (${d1}) nor after (${d2})`;
-      matched = after;
+      matched = afterRolled;
     }
   } catch (error) {
     return `read failed: ${error instanceof Error ? error.message : String(error)}`;
@@ -140,8 +153,11 @@ function checkTorn(torn: NandChip, options: CampaignOptions, cache: DecryptCache
     const model = matched.clone();
     const k = keys[rng.int(keys.length)] ?? { type: 0x50, id: 0 };
     const tx: TxOp[] = [{ kind: "put", type: k.type, id: k.id, value: rng.bytes(rng.int(200)) }];
+    const reclaimedBefore = mounted.stats().reclaimedRecords;
     mounted.commit(tx);
     model.commit(tx);
+    const rolled = mounted.stats().reclaimedRecords - reclaimedBefore;
+    if (rolled > 0) model.reclaimOldest(rolled);
     const again = FlashStore.mount(torn, { key: options.key, cache });
     const d = diffStores(again, model, keys);
     return d === null ? null : `after resume: ${d}`;
