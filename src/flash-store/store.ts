@@ -859,6 +859,9 @@ export class FlashStore implements RecordStore {
 
   private collect(victim: number): void {
     this.gcQueue.delete(victim);
+    // Invariant: some block always carries a valid header, or a cut during the erase below
+    // could leave a chip that no longer looks formatted. An open lane block is such a block.
+    if (this.lanes.every((l) => l.block < 0)) this.openBlock(LANE_MAIN);
     this.relocate(victim);
     this.counters.gcRuns++;
     if (this.retiring.delete(victim)) {
