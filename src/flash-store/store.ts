@@ -525,6 +525,15 @@ export class FlashStore implements RecordStore {
     };
   }
 
+  /** Where the copies of a record live (diagnostics and tests): one entry per fragment per copy. */
+  locations(type: number, id: number): { copy: number; fragment: number; block: number; page: number; lane: number }[] {
+    const rec = this.recs.get(keyOf(type, id));
+    if (!rec || rec.kind !== ITEM_PUT) return [];
+    const out: { copy: number; fragment: number; block: number; page: number; lane: number }[] = [];
+    rec.copies.forEach((frags, copy) => frags.forEach((r) => out.push({ copy, fragment: r.fragIndex, block: r.block, page: r.page, lane: (this.blocks[r.block] as BlockInfo).lane })));
+    return out;
+  }
+
   /** Runs pending maintenance now: relocation of blocks left open by a cut, scrubs, repairs. */
   maintain(): void {
     this.guard(() => {
@@ -687,6 +696,12 @@ export class FlashStore implements RecordStore {
     this.reclaimedTotal += rolled;
     const commit = this.addCommit(LANE_MAIN, frame, frame);
     this.flush(LANE_MAIN);
+    // Committed. A frame with critical items also gets a copy of its commit in lane 1, so
+    // losing the lane-0 commit page to an uncorrectable error does not lose the frame.
+    if (items.some((it) => copiesFor(it.type) > 1)) {
+      this.addCommit(LANE_MIRROR, frame, frame);
+      this.flush(LANE_MIRROR);
+    }
     // Durable: apply to the index.
     if (items.length) this.nextVersion = (items[items.length - 1] as PlannedItem).version + 1;
     this.applyWritten(written);
