@@ -16,3 +16,4 @@ export * from "./tax-code.ts";
 export * from "./sm.ts";
 export * from "./messages.ts";
 export * from "./issuer.ts";
+export * from "./profile.ts";
