@@ -7,7 +7,7 @@ import { UkeyCos, type UkeyOptions } from "./ukey.ts";
 export { CardMuteError, type SimCard } from "./card.ts";
 export { UkeyCos, ATR, MAX_CHAIN_BYTES, MAX_CERT_BYTES, type UkeyOptions, type CardData } from "./ukey.ts";
 export { MemorySecrets, Vault, DEVICE_SECRET_BYTES, type DeviceSecrets } from "./vault.ts";
-export { RT, LifeCycle, COS_VERSION, type Counters } from "./records.ts";
+export { RT, LifeCycle, COS_VERSION, encodeCounters, decodeCounters, type Counters } from "./records.ts";
 export { ISSUE_RULES, LockReason, StateCode, ONLINE_FRESH_SECONDS, taxMachine, stateCode, lockReason } from "./tax-machine.ts";
 export { MAX_CONFIRM_PER_TX } from "./tax-commands.ts";
 

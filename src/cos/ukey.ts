@@ -530,12 +530,13 @@ export class UkeyCos implements SimCard {
     return new Uint8Array(0);
   }
 
-  private splitPins(data: Uint8Array): [Uint8Array, Uint8Array] {
+  /** u8 length, first PIN, then the rest (checked as a PIN unless `restIsPin` is false). */
+  private splitPins(data: Uint8Array, restIsPin = true): [Uint8Array, Uint8Array] {
     const n = data[0];
     if (n === undefined || 1 + n > data.length) throw new TaxError(E.PARAM, "u8 length, first PIN, second PIN");
     const a = data.slice(1, 1 + n);
     const b = data.slice(1 + n);
-    if (b.length < PIN_MIN_LENGTH || b.length > PIN_MAX_LENGTH) throw new TaxError(E.LENGTH, "new PIN length out of range");
+    if (restIsPin && (b.length < PIN_MIN_LENGTH || b.length > PIN_MAX_LENGTH)) throw new TaxError(E.LENGTH, "new PIN length out of range");
     return [a, b];
   }
 
@@ -639,8 +640,10 @@ export class UkeyCos implements SimCard {
   private setPins(c: Cmd): Uint8Array {
     this.needP1P2(c, 0, 0);
     this.needFactory();
-    const [user, so] = this.splitPins(c.data);
-    if (user.length < PIN_MIN_LENGTH || user.length > PIN_MAX_LENGTH) throw new TaxError(E.LENGTH, "PIN length out of range");
+    const [user, rest] = this.splitPins(c.data, false);
+    const [so, tail] = this.splitPins(rest, false);
+    if (tail.length !== 0) throw new TaxError(E.PARAM, "u8 len, user PIN, u8 len, SO PIN");
+    for (const p of [user, so]) if (p.length < PIN_MIN_LENGTH || p.length > PIN_MAX_LENGTH) throw new TaxError(E.LENGTH, "PIN length out of range");
     const pins = { userTries: PIN_MAX_TRIES, soTries: SO_PIN_MAX_TRIES };
     this.updateSecrets({ userPinHash: this.pinHash(user, PinRef.USER), soPinHash: this.pinHash(so, PinRef.SO) }, Loaded.PINS, [this.put(RT.PINS, 0, encodePins(pins))], () => (this.data.pins = pins));
     return new Uint8Array(0);
