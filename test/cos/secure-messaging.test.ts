@@ -21,7 +21,7 @@ describe("bureau authentication and secure messaging", () => {
     const store = new CutStore();
     const r = await readyCard(3, store);
     const limits = { ...PROFILE.limits, maxOfflineCount: 7 };
-    let apdu = new Uint8Array(0);
+    let apdu: Uint8Array = new Uint8Array(0);
     const before = store.snapshot();
     for (const at of [5, 10, 40, 59, 63]) {
       const s = await bureau(r);
