@@ -116,8 +116,8 @@ export class TaxCommands {
   private contactCounters(): Counters {
     const k = this.card;
     const c = k.data.counters;
-    if (k.data.secrets.lifeCycle !== LifeCycle.PERSONALIZED) return c;
-    return { ...c, lastOnlineAt: Math.max(c.lastOnlineAt, k.now()) };
+    if (k.data.secrets.lifeCycle !== LifeCycle.PERSONALIZED || k.clock.state() !== 1) return c;
+    return { ...c, lastOnlineAt: Math.max(c.lastOnlineAt, k.clock.nowSeconds()) };
   }
 
   private writeArea(type: number, plain: Uint8Array, loadedBit: number, apply: () => void, extra: TxOp[] = []): Uint8Array {
