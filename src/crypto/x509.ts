@@ -23,7 +23,7 @@ import {
   id_ce_authorityKeyIdentifier, id_ce_basicConstraints, id_ce_cRLNumber, id_ce_keyUsage, id_ce_subjectKeyIdentifier,
 } from "@peculiar/asn1-x509";
 import type { Rng } from "../sim/index.ts";
-import { encodeSm2SignatureDer, sm2GenerateKeyPair, sm2Sign, sm2Verify, SM2_PUBLIC_KEY_BYTES, type Sm2KeyPair } from "./sm2.ts";
+import { encodeSm2SignatureDer, isValidSm2PublicKey, sm2GenerateKeyPair, sm2Sign, sm2Verify, SM2_PUBLIC_KEY_BYTES, type Sm2KeyPair } from "./sm2.ts";
 import { sm3 } from "./sm3.ts";
 
 export const OID_SM2_WITH_SM3 = "1.2.156.10197.1.501";
@@ -193,6 +193,7 @@ function sm2PublicKeyInfo(publicKey: Uint8Array): SubjectPublicKeyInfo {
   if (publicKey.length !== SM2_PUBLIC_KEY_BYTES || publicKey[0] !== 0x04) {
     throw new X509Error("BAD_INPUT", `SM2 public key must be ${SM2_PUBLIC_KEY_BYTES} bytes 04||x||y`);
   }
+  if (!isValidSm2PublicKey(publicKey)) throw new X509Error("BAD_INPUT", "SM2 public key is not a point on the curve");
   return new SubjectPublicKeyInfo({
     algorithm: new AlgorithmIdentifier({ algorithm: OID_EC_PUBLIC_KEY, parameters: arrayBuffer(SM2_CURVE_OID_DER) }),
     subjectPublicKey: arrayBuffer(publicKey),
