@@ -105,6 +105,19 @@ function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   });
 }
 
+/** Every route, "METHOD /path" under API_PREFIX; docs/bureau-api.md documents each (a test checks). */
+export const API_ROUTES = [
+  "GET /health", "GET /time", "GET /pki", "GET /crl", "GET /sync", "POST /upload",
+  "POST /admin/taxpayers", "POST /admin/devices", "POST /admin/device-certificates", "POST /admin/revocations",
+  "GET /admin/faults", "POST /admin/faults",
+] as const;
+
+/** Error codes of the HTTP layer itself (the service adds its own). */
+export const HTTP_ERROR_CODES = [
+  "NOT_FOUND", "METHOD_NOT_ALLOWED", "URI_TOO_LONG", "UNSUPPORTED_MEDIA_TYPE", "BODY_TOO_LARGE", "BAD_BODY", "BAD_JSON",
+  "BAD_GATEWAY", "INTERNAL", "BAD_FAULTS",
+] as const;
+
 function routes(options: HandlerOptions): Map<string, Handler> {
   const { service } = options;
   const pem = () => ({
@@ -154,6 +167,7 @@ function delay(ms: number): Promise<void> {
 /** The request listener for node:https. */
 export function createHandler(options: HandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const table = routes(options);
+  if ([...table.keys()].join() !== API_ROUTES.join()) throw new Error("bureau routes and API_ROUTES disagree");
   return (req, res) => {
     void handle(req, res).catch((error: unknown) => {
       options.onError?.(error);

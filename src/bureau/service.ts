@@ -24,6 +24,16 @@ export const MAX_STOCK_RANGE_COUNT = 1_000_000;
 const MAX_SIGNATURE_BYTES = 80;
 const RECEIPT_ID_BYTES = 16;
 
+/** Per-invoice rejection codes in a receipt's `rejected` list. */
+export const INVOICE_REJECTIONS = [
+  "MALFORMED_INVOICE", "BAD_SIGNATURE", "WRONG_DEVICE", "BAD_TAX_CONTROL_CODE", "NOT_IN_STOCK", "KIND_NOT_ALLOWED", "OVER_LIMIT", "DUPLICATE_NUMBER",
+] as const;
+
+/** Codes with which the service refuses a whole request (besides the chain failures of src/crypto). */
+export const REQUEST_REFUSALS = [
+  "BAD_REQUEST", "BAD_CERTIFICATE", "CERT_SUBJECT_MISMATCH", "KEY_USAGE", "UNKNOWN_DEVICE", "UNKNOWN_TAXPAYER", "CLOCK_SKEW", "STOCK_CONFLICT",
+] as const;
+
 export class BureauError extends Error {
   constructor(readonly status: number, readonly code: string, message: string, readonly detail?: Record<string, unknown>) {
     super(message);
