@@ -260,3 +260,24 @@ export function openImage(path: string, options: { geometry?: Geometry; durable?
   const media = FileMedia.open(path, options);
   return new NandChip(media, { endurance: media.endurance });
 }
+
+/** Writes a chip's cells, erase counts and secure area into a new image file (e.g. to persist a memory chip). */
+export function saveImage(chip: NandChip, path: string, options: { overwrite?: boolean } = {}): void {
+  const g = chip.geometry;
+  const media = FileMedia.create(path, { geometry: g, endurance: chip.endurance, overwrite: options.overwrite ?? false });
+  try {
+    const source = chip.media;
+    for (let b = 0; b < g.blocks; b++) {
+      media.setEraseCount(b, source.eraseCount(b));
+      if (source.blockFlags(b)) media.setBlockFlags(b, source.blockFlags(b));
+      for (let p = 0; p < g.pagesPerBlock; p++) {
+        const content = source.readPage(b, p);
+        if (content) media.writePage(b, p, content);
+      }
+      media.setWritePointer(b, Math.max(media.writePointer(b), source.writePointer(b)));
+    }
+    media.writeSecure(0, source.readSecure());
+  } finally {
+    media.close();
+  }
+}
