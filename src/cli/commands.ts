@@ -1,6 +1,9 @@
 import type { Command } from "commander";
+import { registerFlashDemo } from "./flash-demo.ts";
+import { registerInspect } from "./inspect.ts";
 
 /** One line per command file; keep it sorted. */
 export function registerCommands(program: Command): void {
-  void program;
+  registerFlashDemo(program);
+  registerInspect(program);
 }

@@ -14,3 +14,4 @@ export { FlashStore, DecryptCache, type FlashStoreOptions, type FormatOptions, t
 export { runCutCampaign, diffStores, keysOf, replayId, bytesEqual, type CutScenario, type CutFailure, type CampaignOptions, type CampaignResult } from "./campaign.ts";
 export { FileMedia, createImage, openImage, saveImage, imageBytes, IMAGE_MAGIC, IMAGE_VERSION, IMAGE_HEADER_BYTES, IMAGE_SECURE_OFFSET, IMAGE_TABLE_OFFSET, type ImageOptions } from "./file-image.ts";
 export { MemoryMedia, SECURE_AREA_BYTES, type Media, type MemorySnapshot } from "./media.ts";
+export { inspectChip, formatInspectReport, HISTOGRAM_BUCKETS, type InspectReport } from "./inspect.ts";
