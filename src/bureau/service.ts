@@ -377,13 +377,16 @@ export class BureauService {
     const accepted: Receipt["accepted"] = [];
     const rejected: RejectedInvoice[] = [];
     const fresh = new Map<string, StoredInvoice>();
+    const acceptedKeys = new Set<string>();
     for (const pending of batch.invoices) {
       const outcome = this.checkInvoice(pending, batch, taxpayer, fresh);
       if ("code" in outcome) {
         rejected.push(outcome);
         continue;
       }
-      accepted.push({ invoiceCode: outcome.fields.invoiceCode, invoiceNumber: outcome.fields.invoiceNumber });
+      const key = `${outcome.fields.invoiceCode}/${outcome.fields.invoiceNumber}`;
+      if (!acceptedKeys.has(key)) accepted.push({ invoiceCode: outcome.fields.invoiceCode, invoiceNumber: outcome.fields.invoiceNumber });
+      acceptedKeys.add(key);
       if (outcome.isNew) {
         const f = outcome.fields;
         fresh.set(`${f.invoiceCode}/${f.invoiceNumber}`, {
