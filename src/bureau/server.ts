@@ -18,7 +18,8 @@ import type { Clock, Rng } from "../sim/index.ts";
 import { certificateToPem } from "../crypto/index.ts";
 import { mergeFaults, NO_FAULTS, type BureauFaults } from "./faults.ts";
 import { createHandler, DEFAULT_MAX_BODY_BYTES } from "./http.ts";
-import { PROVISIONAL_INVOICE_FORMAT, type InvoiceFormat } from "./invoice-format.ts";
+import type { InvoiceFormat } from "./invoice-format.ts";
+import { TAX_INVOICE_FORMAT } from "./tax-format.ts";
 import { createBureauPki, deserializePki, serializePki, type BureauPki } from "./pki.ts";
 import { BureauService, type IssuerMessageBuilder } from "./service.ts";
 import { BureauStore } from "./store.ts";
@@ -100,7 +101,7 @@ export async function startBureau(options: StartBureauOptions): Promise<Bureau> 
   const store = new BureauStore(options.dbPath ?? ":memory:");
   const pki = loadOrCreatePki(store, options.rng.fork("bureau-pki"), options.clock.now());
   const service = new BureauService({
-    store, pki, rng: options.rng.fork("bureau-issue"), clock: options.clock, format: options.invoiceFormat ?? PROVISIONAL_INVOICE_FORMAT,
+    store, pki, rng: options.rng.fork("bureau-issue"), clock: options.clock, format: options.invoiceFormat ?? TAX_INVOICE_FORMAT,
     faults: () => faults, ...(options.issuerMessages ? { issuerMessages: options.issuerMessages } : {}),
   });
   const tls = await createTlsMaterial(options.rng.fork("bureau-tls"), (options.tlsClock ?? options.clock).now());
