@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { registerBureau } from "./bureau.ts";
 import { registerFlashDemo } from "./flash-demo.ts";
+import { registerHil } from "./hil.ts";
 import { registerInspect } from "./inspect.ts";
 
 /**
@@ -10,6 +11,7 @@ import { registerInspect } from "./inspect.ts";
 const COMMANDS: readonly ((program: Command) => void)[] = [
   registerBureau,
   registerFlashDemo,
+  registerHil,
   registerInspect,
 ];
 
