@@ -22,19 +22,19 @@ async function guarded(body: () => Promise<number>): Promise<void> {
   try {
     code = await body();
   } catch (error) {
-    if (INPUT_ERRORS.some((k) => error instanceof k)) throw error;
+    if (INPUT_ERRORS.some((k) => error instanceof k)) {
+      console.error(`ukeysim: ${error instanceof Error ? error.message : String(error)}`);
+      process.exit(EXIT.USAGE);
+    }
     console.error(`ukeysim: crashed: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
     process.exit(EXIT.CRASH);
   }
   process.exitCode = code;
 }
 
-function seedOption(text: string): number {
-  try {
-    return parseSeed(text);
-  } catch (e) {
-    throw new InvalidArgumentError((e as Error).message);
-  }
+/** Parsed inside the action (not by commander, whose argument errors exit 1): bad input exits 2. */
+function seedOf(text: string): number {
+  return parseSeed(text);
 }
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -55,20 +55,21 @@ export function registerHil(program: Command): void {
     .description("run test suites against a target and write reports and a trace")
     .requiredOption("--target <uri>", "sim:memory, sim:IMAGE-PATH, or a transport URI (usbip://, vpcd://, serial:...)")
     .option("--suite <name>", "conformance, tax-rules, power-cut, differential, performance (repeatable; default all but performance)", collect, [])
-    .option("--seed <n>", "seed of the run", seedOption, 1)
+    .option("--seed <n>", "seed of the run", "1")
     .option("--report-dir <dir>", "write report.json, junit.xml and report.html here")
     .option("--trace <file>", "write the JSON-lines trace here")
     .option("--power <spec>", "hardware power switch: uhubctl:LOCATION:PORT or relay:DEVICE")
     .option("--issuer-keys <file>", "bureau-side keys for a hardware target (docs/hil.md)")
     .option("--quick", "bounded iterations")
-    .action((o: { target: string; suite: string[]; seed: number; reportDir?: string; trace?: string; power?: string; issuerKeys?: string; quick?: boolean }) =>
+    .action((o: { target: string; suite: string[]; seed: string; reportDir?: string; trace?: string; power?: string; issuerKeys?: string; quick?: boolean }) =>
       guarded(async () => {
+        const seed = seedOf(o.seed);
         const suites = checkSuites(o.suite);
         const power = o.power ? parsePowerSpec(o.power) : undefined;
         const keys = o.issuerKeys ? readIssuerKeys(o.issuerKeys) : undefined;
         if (o.trace) mkdirSync(dirname(o.trace), { recursive: true });
         const trace = o.trace ? new FileTrace(o.trace) : undefined;
-        const { report } = await runHil({ target: o.target, suites, seed: o.seed, ...(trace ? { trace } : {}), ...(power ? { power } : {}), ...(keys ? { keys } : {}), quick: o.quick === true });
+        const { report } = await runHil({ target: o.target, suites, seed, ...(trace ? { trace } : {}), ...(power ? { power } : {}), ...(keys ? { keys } : {}), quick: o.quick === true });
         if (o.trace) report.traceFile = o.trace;
         for (const r of report.results) {
           console.log(`${r.status.toUpperCase().padEnd(5)} ${r.suite} / ${r.name}${r.message ? `: ${r.message}` : ""}${r.metrics ? ` ${JSON.stringify(r.metrics)}` : ""}`);
@@ -79,7 +80,7 @@ export function registerHil(program: Command): void {
           console.log(`reports: ${files.json} ${files.junit} ${files.html}`);
         }
         const c = summarize(report.results);
-        console.log(`${c.pass} passed, ${c.fail} failed, ${c.error} errors, ${c.skip} skipped (seed ${o.seed})`);
+        console.log(`${c.pass} passed, ${c.fail} failed, ${c.error} errors, ${c.skip} skipped (seed ${seed})`);
         const failed = c.fail + c.error > 0;
         if (failed) console.log(`replay: ${report.replay}${o.trace ? ` (or: ukeysim replay ${o.trace})` : ""}`);
         return failed ? (c.error > 0 && c.fail === 0 ? EXIT.CRASH : EXIT.FAILED) : EXIT.OK;
@@ -94,13 +95,14 @@ export function registerHil(program: Command): void {
     .option("--mode <mode>", "exhaustive or random", "exhaustive")
     .option("--cuts <n>", "1, or 2 (a second cut during each recovery)", "1")
     .option("--samples <n>", "random mode: cut points drawn", "200")
-    .option("--seed <n>", "seed of the campaign", seedOption, 1)
+    .option("--seed <n>", "seed of the campaign", "1")
     .option("--shard <i/n>", "run shard i of n (1-based)", "1/1")
     .option("--only <cut[,second]>", "re-run one cut point of one --scenario")
     .option("--out <file>", "write the shard's result JSON here (for campaign merge)")
     .option("--failures-dir <dir>", "write each failure's minimal trace here (default: beside --out)")
-    .action((o: { scenario: string[]; mode: string; cuts: string; samples: string; seed: number; shard: string; only?: string; out?: string; failuresDir?: string }) =>
+    .action((o: { scenario: string[]; mode: string; cuts: string; samples: string; seed: string; shard: string; only?: string; out?: string; failuresDir?: string }) =>
       guarded(async () => {
+        const seed = seedOf(o.seed);
         if (o.mode !== "exhaustive" && o.mode !== "random") throw new InvalidArgumentError(`--mode must be exhaustive or random, got "${o.mode}"`);
         if (o.cuts !== "1" && o.cuts !== "2") throw new InvalidArgumentError(`--cuts must be 1 or 2, got "${o.cuts}"`);
         if (!/^[1-9]\d{0,6}$/.test(o.samples)) throw new InvalidArgumentError(`--samples must be a positive integer, got "${o.samples}"`);
@@ -114,7 +116,7 @@ export function registerHil(program: Command): void {
         }
         const onProgress = progress("power-cut");
         const result = await runCampaign({
-          seed: o.seed, scenarios: o.scenario, mode: o.mode, cuts: o.cuts === "2" ? 2 : 1, shard, samples: Number(o.samples), ...(only ? { only } : {}), ...(onProgress ? { onProgress } : {}),
+          seed, scenarios: o.scenario, mode: o.mode, cuts: o.cuts === "2" ? 2 : 1, shard, samples: Number(o.samples), ...(only ? { only } : {}), ...(onProgress ? { onProgress } : {}),
         });
         if (o.out) {
           mkdirSync(dirname(o.out), { recursive: true });
@@ -132,7 +134,7 @@ export function registerHil(program: Command): void {
           }
         }
         const per = Object.entries(result.perScenario).map(([k, v]) => `${k} ${v.cutPoints}${v.failures ? ` (${v.failures} failed)` : ""}`).join(", ");
-        console.log(`campaign ${result.campaignId} shard ${shard.index}/${shard.count}: ${result.cutPoints} cut points, ${result.passed} passed, ${result.failures.length} failed [${per}] (seed ${o.seed})`);
+        console.log(`campaign ${result.campaignId} shard ${shard.index}/${shard.count}: ${result.cutPoints} cut points, ${result.passed} passed, ${result.failures.length} failed [${per}] (seed ${seed})`);
         return result.failures.length ? EXIT.FAILED : EXIT.OK;
       }),
     );
