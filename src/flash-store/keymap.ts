@@ -18,6 +18,19 @@ export class KeyMap<V> {
     return this.byType[Math.floor(key / TYPE_SPAN)]?.get(key % TYPE_SPAN);
   }
 
+  /** get() by type and id, without building the key. */
+  getTI(type: number, id: number): V | undefined {
+    return this.byType[type]?.get(id);
+  }
+
+  setTI(type: number, id: number, value: V): void {
+    let inner = this.byType[type];
+    if (!inner) this.byType[type] = inner = new Map<number, V>();
+    const before = inner.size;
+    inner.set(id, value);
+    this.count += inner.size - before;
+  }
+
   has(key: number): boolean {
     return this.byType[Math.floor(key / TYPE_SPAN)]?.has(key % TYPE_SPAN) ?? false;
   }

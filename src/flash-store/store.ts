@@ -234,6 +234,12 @@ interface PlannedItem {
 }
 
 const keyOf = (type: number, id: number): number => type * 0x1_0000_0000 + id;
+/** The second-copy slot of a non-critical record: always empty, never written. */
+const NO_COPY: ItemRef[] = Object.freeze([]) as unknown as ItemRef[];
+
+function newRec(type: number, id: number, kind: number, version: number): Rec {
+  return { type, id, kind, version, length: 0, copies: [[], type < CRITICAL_TYPE_LIMIT ? [] : NO_COPY], mark: null };
+}
 const copiesFor = (type: number): number => (type < CRITICAL_TYPE_LIMIT ? 2 : 1);
 const copyIndex = (ref: ItemRef): number => (ref.flags & FLAG_COPY2 ? 1 : 0);
 
@@ -395,21 +401,20 @@ export class FlashStore implements RecordStore {
     }
   }
 
-  /** Builds the index from every item found on flash (any order). */
+  /** Builds the index from every item found on flash (any order). Hot on mount: no per-item allocation. */
   private rebuildIndex(all: ItemRef[]): void {
     let maxVersion = 0;
     let maxFrame = 0;
     const committed = new Set<number>();
     const relocatedCommits: ItemRef[] = [];
     for (const ref of all) {
-      maxFrame = Math.max(maxFrame, ref.frame);
+      if (ref.frame > maxFrame) maxFrame = ref.frame;
       if (ref.kind === ITEM_COMMIT) {
         if (ref.version === ref.frame) committed.add(ref.frame);
         else relocatedCommits.push(ref);
-      } else {
-        maxVersion = Math.max(maxVersion, ref.version);
+      } else if (ref.version > maxVersion) {
+        maxVersion = ref.version;
       }
-      if (ref.kind === ITEM_PUT || ref.kind === ITEM_MARK) this.bumpKeyEntries(keyOf(ref.type, ref.id), 1);
     }
     for (let changed = true; changed; ) {
       changed = false;
@@ -421,34 +426,39 @@ export class FlashStore implements RecordStore {
       }
     }
     const marks = new KeyMap<ItemRef[]>();
+    const entries = this.keyEntries;
     for (const ref of all) {
-      if (ref.kind === ITEM_COMMIT) {
-        if (committed.has(ref.frame)) this.reclaimedTotal = Math.max(this.reclaimedTotal, ref.extra);
+      const kind = ref.kind;
+      if (kind === ITEM_COMMIT) {
+        if (committed.has(ref.frame) && ref.extra > this.reclaimedTotal) this.reclaimedTotal = ref.extra;
         continue;
       }
+      if (kind === ITEM_PUT || kind === ITEM_MARK) entries.setTI(ref.type, ref.id, (entries.getTI(ref.type, ref.id) ?? 0) + 1);
       if (!committed.has(ref.frame)) continue;
-      const key = keyOf(ref.type, ref.id);
-      if (ref.kind === ITEM_MARK) {
-        const m = marks.get(key);
-        if (!m || (m[0] as ItemRef).version < ref.version) marks.set(key, [ref]);
+      if (kind === ITEM_MARK) {
+        const m = marks.getTI(ref.type, ref.id);
+        if (!m || (m[0] as ItemRef).version < ref.version) marks.setTI(ref.type, ref.id, [ref]);
         else if ((m[0] as ItemRef).version === ref.version && !m.some((x) => copyIndex(x) === copyIndex(ref))) m.push(ref);
         continue;
       }
-      let rec = this.recs.get(key);
+      let rec = this.recs.getTI(ref.type, ref.id);
       if (!rec || rec.version < ref.version) {
-        rec = { type: ref.type, id: ref.id, kind: ref.kind, version: ref.version, length: 0, copies: [[], []], mark: null };
-        this.recs.set(key, rec);
+        rec = newRec(ref.type, ref.id, kind, ref.version);
+        this.recs.setTI(ref.type, ref.id, rec);
       }
-      if (rec.version !== ref.version || rec.kind !== ref.kind) continue;
+      if (rec.version !== ref.version || rec.kind !== kind) continue;
       const slot = rec.copies[copyIndex(ref)] as ItemRef[];
-      const index = ref.kind === ITEM_PUT ? ref.fragIndex : 0;
+      const index = kind === ITEM_PUT ? ref.fragIndex : 0;
       if (!slot[index]) slot[index] = ref;
     }
-    for (const [key, rec] of this.recs) {
-      if (rec.kind === ITEM_PUT) rec.length = recordLength(rec);
-      const m = marks.get(key);
-      if (m && rec.kind === ITEM_PUT && (m[0] as ItemRef).version > rec.version) rec.mark = m;
-      for (const ref of liveRefs(rec)) this.addLive(ref);
+    for (const rec of this.recs.values()) {
+      if (rec.kind === ITEM_PUT) {
+        rec.length = recordLength(rec);
+        const m = marks.getTI(rec.type, rec.id);
+        if (m && (m[0] as ItemRef).version > rec.version) rec.mark = m;
+      }
+      for (const copy of rec.copies) for (const r of copy) if (r) this.addLive(r);
+      if (rec.mark) for (const r of rec.mark) this.addLive(r);
     }
     // Commits: every frame with live items needs its commit; a relocated commit keeps its carrier alive.
     const byFrame = new Map<number, ItemRef>();
@@ -788,7 +798,7 @@ export class FlashStore implements RecordStore {
       for (const r of refs) this.addLive(r);
       return;
     }
-    const rec: Rec = { type: first.type, id: first.id, kind: first.kind, version: first.version, length: 0, copies: [[], []], mark: null };
+    const rec = newRec(first.type, first.id, first.kind, first.version);
     for (const r of refs) (rec.copies[copyIndex(r)] as ItemRef[])[r.kind === ITEM_PUT ? r.fragIndex : 0] = r;
     if (rec.kind === ITEM_PUT) rec.length = recordLength(rec);
     this.recs.set(key, rec);
@@ -801,7 +811,7 @@ export class FlashStore implements RecordStore {
   private addLive(ref: ItemRef): void {
     this.frameLive.set(ref.frame, (this.frameLive.get(ref.frame) ?? 0) + 1);
     const cost = this.refCost(ref);
-    this.block(ref.block).liveCost += cost;
+    (this.table.liveCost[ref.block] as number) += cost;
     this.liveCost += cost;
   }
 
@@ -809,7 +819,7 @@ export class FlashStore implements RecordStore {
     const n = (this.frameLive.get(ref.frame) ?? 0) - 1;
     assert(n >= 0, `frame ${ref.frame} live count below zero`);
     const cost = this.refCost(ref);
-    this.block(ref.block).liveCost -= cost;
+    (this.table.liveCost[ref.block] as number) -= cost;
     this.liveCost -= cost;
     if (n > 0) {
       this.frameLive.set(ref.frame, n);
