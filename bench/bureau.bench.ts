@@ -1,15 +1,16 @@
 /**
  * bureau.upload_per_s: invoices verified (device chain + CRL, SM2 signature, tax control
  * code, stock, uniqueness) and stored (SQLite, WAL, synchronous FULL, one transaction per
- * batch) per second, uploaded over HTTPS loopback in batches by one keep-alive client.
+ * batch) per second (src/tax canonical invoices, 1 line each), uploaded over HTTPS loopback in batches by one keep-alive client.
  */
 import { Agent, request } from "node:https";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BenchModule } from "./harness.ts";
-import { encodeProvisionalInvoice, startBureau } from "../src/bureau/index.ts";
-import { sm2GenerateKeyPair, sm2Sign } from "../src/crypto/index.ts";
+import { signInvoiceAsDevice, startBureau } from "../src/bureau/index.ts";
+import { sm2GenerateKeyPair } from "../src/crypto/index.ts";
+import type { Invoice } from "../src/tax/index.ts";
 import { Rng, VirtualClock } from "../src/sim/index.ts";
 
 const BATCH = 100;
@@ -54,11 +55,16 @@ const bench: BenchModule = {
         const invoices = [];
         for (let i = 0; i < BATCH; i++) {
           const number = b * BATCH + i + 1;
-          const data = encodeProvisionalInvoice({
-            taxpayerId: TAXPAYER, deviceSerial: DEVICE, invoiceCode: CODE, invoiceNumber: String(number).padStart(8, "0"), kind: "normal",
-            issuedAt: clock.now() + number, totalFen: 10_000 + number,
-          }, taxControlKey);
-          invoices.push({ data: Buffer.from(data).toString("base64"), signature: Buffer.from(sm2Sign(keys.privateKey, data, { publicKey: keys.publicKey })).toString("base64") });
+          const amountFen = 10_000 + number;
+          const invoice: Invoice = {
+            kind: 0, mode: 0, typeCode: "02601", invoiceCode: CODE, invoiceNumber: number, issuedAt: Math.floor(clock.now() / 1000) + number,
+            taxpayerId: TAXPAYER, loginAccount: "acct01", machineNumber: "000000000001", sellerName: "济南测试商贸有限公司", buyerName: "Buyer",
+            buyerTaxId: "", originalCode: "", originalNumber: 0,
+            lines: [{ name: "办公用品", unit: "件", quantityMilli: 1000, unitPriceFen: amountFen, amountFen, taxRatePermille: 130, taxFen: 1300 }],
+            totalAmountFen: amountFen, totalTaxFen: 1300, remark: "",
+          };
+          const { data, signature } = signInvoiceAsDevice(invoice, taxControlKey, keys);
+          invoices.push({ data: Buffer.from(data).toString("base64"), signature: Buffer.from(signature).toString("base64") });
         }
         bodies.push(JSON.stringify({ taxpayerId: TAXPAYER, deviceSerial: DEVICE, certificates: chain, invoices }));
       }

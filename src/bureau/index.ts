@@ -8,10 +8,8 @@ export {
   BureauService, BureauError, INVOICE_REJECTIONS, REQUEST_REFUSALS, MAX_CLIENT_CLOCK_SKEW_MS, MAX_INVOICES_PER_BATCH, MAX_CHAIN_CERTIFICATES,
   type Receipt, type RejectedInvoice, type UploadResponse, type SyncPayload, type SyncResponse, type IssuerMessage, type IssuerMessageBuilder,
 } from "./service.ts";
-export {
-  PROVISIONAL_INVOICE_FORMAT, encodeProvisionalInvoice, InvoiceFormatError, MAX_INVOICE_BYTES, INVOICE_KINDS,
-  type InvoiceFields, type InvoiceFormat,
-} from "./invoice-format.ts";
+export { InvoiceFormatError, MAX_INVOICE_BYTES, INVOICE_KINDS, type InvoiceFields, type InvoiceFormat } from "./invoice-format.ts";
+export { TAX_INVOICE_FORMAT, taxInvoiceFormat, splitSignedInvoice, invoiceFields, signInvoiceAsDevice } from "./tax-format.ts";
 export { createBureauPki, issueDevice, publishCrl, CRL_VALIDITY_MS, CRL_REPUBLISH_MS, type BureauPki, type DeviceCertificateRequest } from "./pki.ts";
 export { BureauStore, type Limits, type Restrictions, type StockRange, type TaxpayerRecord, type StoredInvoice } from "./store.ts";
 export { DEFAULT_MAX_BODY_BYTES, API_PREFIX, API_ROUTES, HTTP_ERROR_CODES } from "./http.ts";

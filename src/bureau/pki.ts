@@ -5,7 +5,7 @@
  */
 import {
   buildCertificate, createCrl, createIntermediateCa, createRootCa, issueDeviceCertificate, parseCertificate, parseCrl,
-  randomSerial, sm2GenerateKeyPair, type CertificateAuthority, type CertificateInfo, type CrlInfo, type RevokedEntry, type Sm2KeyPair,
+  randomSerial, sm2GenerateKeyPair, sm2PublicKeyFromPrivate, type CertificateAuthority, type CertificateInfo, type CrlInfo, type RevokedEntry, type Sm2KeyPair,
 } from "../crypto/index.ts";
 import { MS_PER_DAY, type Rng } from "../sim/index.ts";
 
@@ -75,4 +75,44 @@ export function issueDevice(pki: BureauPki, rng: Rng, now: number, request: Devi
 export function publishCrl(pki: BureauPki, now: number, revoked: readonly RevokedEntry[], crlNumber: number): CrlInfo {
   const thisUpdate = Math.floor(now / 1000) * 1000;
   return parseCrl(createCrl({ issuer: pki.intermediate, thisUpdate, nextUpdate: thisUpdate + CRL_VALIDITY_MS, revoked, crlNumber }));
+}
+
+/** The PKI as stored in the bureau's database: DER and private keys, hex. */
+interface StoredPki {
+  version: 1;
+  root: { der: string; privateKey: string };
+  intermediate: { der: string; privateKey: string };
+  signer: { der: string; privateKey: string };
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
+}
+
+function unhex(text: string): Uint8Array {
+  return new Uint8Array(Buffer.from(text, "hex"));
+}
+
+export function serializePki(pki: BureauPki): string {
+  const entry = (der: Uint8Array, keyPair: Sm2KeyPair) => ({ der: hex(der), privateKey: hex(keyPair.privateKey) });
+  const stored: StoredPki = {
+    version: 1, root: entry(pki.root.der, pki.root.keyPair), intermediate: entry(pki.intermediate.der, pki.intermediate.keyPair),
+    signer: entry(pki.signer.der, pki.signer.keyPair),
+  };
+  return JSON.stringify(stored);
+}
+
+/** Loads a PKI saved by serializePki, checking that each key matches its certificate. */
+export function deserializePki(text: string): BureauPki {
+  const stored = JSON.parse(text) as StoredPki;
+  if (stored.version !== 1) throw new Error(`stored bureau PKI has version ${String(stored.version)}, expected 1`);
+  const load = (entry: { der: string; privateKey: string }, what: string) => {
+    const der = unhex(entry.der);
+    const certificate = parseCertificate(der);
+    const privateKey = unhex(entry.privateKey);
+    const publicKey = sm2PublicKeyFromPrivate(privateKey);
+    if (!certificate.publicKey || hex(certificate.publicKey) !== hex(publicKey)) throw new Error(`stored bureau PKI: the ${what} key does not match its certificate`);
+    return { der, certificate, keyPair: { privateKey, publicKey } };
+  };
+  return { root: load(stored.root, "root"), intermediate: load(stored.intermediate, "intermediate"), signer: load(stored.signer, "receipt signer") };
 }

@@ -18,8 +18,9 @@ import type { Clock, Rng } from "../sim/index.ts";
 import { certificateToPem } from "../crypto/index.ts";
 import { mergeFaults, NO_FAULTS, type BureauFaults } from "./faults.ts";
 import { createHandler, DEFAULT_MAX_BODY_BYTES } from "./http.ts";
-import { PROVISIONAL_INVOICE_FORMAT, type InvoiceFormat } from "./invoice-format.ts";
-import { createBureauPki } from "./pki.ts";
+import type { InvoiceFormat } from "./invoice-format.ts";
+import { TAX_INVOICE_FORMAT } from "./tax-format.ts";
+import { createBureauPki, deserializePki, serializePki, type BureauPki } from "./pki.ts";
 import { BureauService, type IssuerMessageBuilder } from "./service.ts";
 import { BureauStore } from "./store.ts";
 import { createTlsMaterial, type TlsIdentity, type TlsMaterial } from "./tls.ts";
@@ -98,9 +99,9 @@ export async function startBureau(options: StartBureauOptions): Promise<Bureau> 
   const host = options.host ?? "127.0.0.1";
   let faults = mergeFaults(NO_FAULTS, options.faults ?? {});
   const store = new BureauStore(options.dbPath ?? ":memory:");
-  const pki = createBureauPki(options.rng.fork("bureau-pki"), options.clock.now());
+  const pki = loadOrCreatePki(store, options.rng.fork("bureau-pki"), options.clock.now());
   const service = new BureauService({
-    store, pki, rng: options.rng.fork("bureau-issue"), clock: options.clock, format: options.invoiceFormat ?? PROVISIONAL_INVOICE_FORMAT,
+    store, pki, rng: options.rng.fork("bureau-issue"), clock: options.clock, format: options.invoiceFormat ?? TAX_INVOICE_FORMAT,
     faults: () => faults, ...(options.issuerMessages ? { issuerMessages: options.issuerMessages } : {}),
   });
   const tls = await createTlsMaterial(options.rng.fork("bureau-tls"), (options.tlsClock ?? options.clock).now());
@@ -164,6 +165,15 @@ export async function startBureau(options: StartBureauOptions): Promise<Bureau> 
       store.close();
     },
   };
+}
+
+/** The first start with a database makes the PKI from the seed and keeps it; later starts reuse it. */
+function loadOrCreatePki(store: BureauStore, rng: Rng, now: number): BureauPki {
+  const saved = store.meta("pki");
+  if (saved !== undefined) return deserializePki(saved);
+  const pki = createBureauPki(rng, now);
+  store.setMeta("pki", serializePki(pki));
+  return pki;
 }
 
 function pemOf(der: Uint8Array): string {

@@ -377,17 +377,20 @@ export class BureauService {
     const accepted: Receipt["accepted"] = [];
     const rejected: RejectedInvoice[] = [];
     const fresh = new Map<string, StoredInvoice>();
+    const acceptedKeys = new Set<string>();
     for (const pending of batch.invoices) {
       const outcome = this.checkInvoice(pending, batch, taxpayer, fresh);
       if ("code" in outcome) {
         rejected.push(outcome);
         continue;
       }
-      accepted.push({ invoiceCode: outcome.fields.invoiceCode, invoiceNumber: outcome.fields.invoiceNumber });
+      const key = `${outcome.fields.invoiceCode}/${outcome.fields.invoiceNumber}`;
+      if (!acceptedKeys.has(key)) accepted.push({ invoiceCode: outcome.fields.invoiceCode, invoiceNumber: outcome.fields.invoiceNumber });
+      acceptedKeys.add(key);
       if (outcome.isNew) {
         const f = outcome.fields;
         fresh.set(`${f.invoiceCode}/${f.invoiceNumber}`, {
-          invoiceCode: f.invoiceCode, invoiceNumber: f.invoiceNumber, taxpayerId: f.taxpayerId, deviceSerial: f.deviceSerial, kind: f.kind,
+          invoiceCode: f.invoiceCode, invoiceNumber: f.invoiceNumber, taxpayerId: f.taxpayerId, deviceSerial: batch.deviceSerial, kind: f.kind,
           issuedAt: f.issuedAt, totalFen: f.totalFen, data: pending.data, signature: pending.signature, receivedAt: batch.now, receiptId,
         });
       }
@@ -419,7 +422,9 @@ export class BureauService {
       throw error;
     }
     if (!sm2VerifyStrict(batch.leaf.publicKey as Uint8Array, pending.data, pending.signature)) return reject("BAD_SIGNATURE", "invoice signature does not verify under the device certificate", fields);
-    if (fields.taxpayerId !== batch.taxpayerId || fields.deviceSerial !== batch.deviceSerial) return reject("WRONG_DEVICE", `invoice is from ${fields.taxpayerId}/${fields.deviceSerial}`, fields);
+    if (fields.taxpayerId !== batch.taxpayerId || (fields.deviceSerial !== undefined && fields.deviceSerial !== batch.deviceSerial)) {
+      return reject("WRONG_DEVICE", `invoice is from ${fields.taxpayerId}/${fields.deviceSerial ?? "?"}`, fields);
+    }
     if (!this.options.format.verifyTaxControlCode(fields, pending.data, batch.taxControlKey)) return reject("BAD_TAX_CONTROL_CODE", "tax control code does not verify", fields);
     if (this.options.store.stockOwner(fields.invoiceCode, Number(fields.invoiceNumber)) !== batch.taxpayerId) return reject("NOT_IN_STOCK", "invoice number was not sold to this taxpayer", fields);
     if (!taxpayer.restrictions.allowedKinds.includes(fields.kind)) return reject("KIND_NOT_ALLOWED", `invoice kind ${fields.kind} is not allowed`, fields);

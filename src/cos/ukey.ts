@@ -337,6 +337,7 @@ export class UkeyCos implements SimCard {
       data = this.dispatch(cmd);
     } catch (error) {
       if (error instanceof CardMuteError) throw error;
+      if (isPowerLoss(error)) this.mute(error);
       const sw = swOf(error);
       if (sw !== undefined) return this.status(sw);
       if (error instanceof DecodeError || error instanceof RangeError) return this.status(SW.WRONG_DATA);

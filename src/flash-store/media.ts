@@ -24,8 +24,21 @@ export interface Media {
   /** Physical block flags (BLOCK_FLAG_*): set at manufacture, never by the store. */
   blockFlags(block: number): number;
   setBlockFlags(block: number, flags: number): void;
+  /** The MCU secure area (not NAND): SECURE_AREA_BYTES of OTP-like storage for device secrets. */
+  readSecure(): Uint8Array;
+  writeSecure(offset: number, data: Uint8Array): void;
   /** Released when the chip is closed (file handles). */
   close(): void;
+}
+
+/** Size of the MCU secure area kept beside the NAND (models the secure MCU's internal OTP/fuses). */
+export const SECURE_AREA_BYTES = 4096;
+
+export function checkSecureWrite(offset: number, data: Uint8Array): void {
+  if (!(data instanceof Uint8Array)) throw new RangeError("secure area data must be a Uint8Array");
+  if (!Number.isInteger(offset) || offset < 0 || offset + data.length > SECURE_AREA_BYTES) {
+    throw new RangeError(`secure area write out of range: offset ${offset} + ${data.length} bytes > ${SECURE_AREA_BYTES}`);
+  }
 }
 
 /** Drops trailing 0xFF bytes: erased cells cost nothing in memory. */
@@ -47,6 +60,7 @@ export interface MemorySnapshot {
   readonly eraseCounts: Uint32Array;
   readonly writePointers: Uint16Array;
   readonly flags: Uint8Array;
+  readonly secure: Uint8Array | null;
 }
 
 export class MemoryMedia implements Media {
@@ -59,6 +73,7 @@ export class MemoryMedia implements Media {
   private eraseCounts: Uint32Array;
   private writePointers: Uint16Array;
   private flags: Uint8Array;
+  private secure: Uint8Array | null;
 
   constructor(readonly geometry: Geometry, from?: MemorySnapshot) {
     if (from) {
@@ -66,11 +81,13 @@ export class MemoryMedia implements Media {
       this.eraseCounts = from.eraseCounts.slice();
       this.writePointers = from.writePointers.slice();
       this.flags = from.flags.slice();
+      this.secure = from.secure ? from.secure.slice() : null;
     } else {
       this.pages = new Array<readonly (Uint8Array | null)[]>(geometry.blocks).fill(NO_PAGES);
       this.eraseCounts = new Uint32Array(geometry.blocks);
       this.writePointers = new Uint16Array(geometry.blocks);
       this.flags = new Uint8Array(geometry.blocks);
+      this.secure = null;
     }
   }
 
@@ -113,9 +130,19 @@ export class MemoryMedia implements Media {
     this.flags[block] = flags;
   }
 
+  readSecure(): Uint8Array {
+    return this.secure ? this.secure.slice() : new Uint8Array(SECURE_AREA_BYTES);
+  }
+
+  writeSecure(offset: number, data: Uint8Array): void {
+    checkSecureWrite(offset, data);
+    this.secure ??= new Uint8Array(SECURE_AREA_BYTES);
+    this.secure.set(data, offset);
+  }
+
   /** O(blocks) pointer copies; no page data is copied. */
   snapshot(): MemorySnapshot {
-    return { geometry: this.geometry, pages: this.pages.slice(), eraseCounts: this.eraseCounts.slice(), writePointers: this.writePointers.slice(), flags: this.flags.slice() };
+    return { geometry: this.geometry, pages: this.pages.slice(), eraseCounts: this.eraseCounts.slice(), writePointers: this.writePointers.slice(), flags: this.flags.slice(), secure: this.secure ? this.secure.slice() : null };
   }
 
   close(): void {}

@@ -136,6 +136,7 @@ export class NandChip {
       copy.setEraseCount(b, this.media.eraseCount(b));
       copy.setWritePointer(b, this.media.writePointer(b));
       copy.setBlockFlags(b, this.media.blockFlags(b));
+      if (b === 0) copy.writeSecure(0, this.media.readSecure());
       for (let p = 0; p < this.geometry.pagesPerBlock; p++) {
         const content = this.media.readPage(b, p);
         if (content) copy.writePage(b, p, content);
@@ -205,6 +206,15 @@ export class NandChip {
   }
 
   // ---- inspection (not operations: no op index, no faults) -----------------------------------
+
+  /** The MCU secure area (4 KiB beside the NAND, not subject to NAND faults or power cuts). */
+  readSecureArea(): Uint8Array {
+    return this.media.readSecure();
+  }
+
+  writeSecureArea(offset: number, data: Uint8Array): void {
+    this.media.writeSecure(offset, data);
+  }
 
   eraseCount(block: number): number {
     this.checkBlock(block);
@@ -341,11 +351,13 @@ export class NandChip {
   }
 
   private tearErase(block: number, rng: Rng): void {
+    // A torn erase counts a cycle. Unless it completed, the program-order pointer is left
+    // as it was: the block must be erased again before it is programmed (see the contract).
     this.media.setEraseCount(block, this.media.eraseCount(block) + 1);
-    this.media.setWritePointer(block, 0);
     const mode = rng.int(TEAR_MODES) as TearMode;
     if (mode === TearMode.Everything) {
       this.media.eraseBlock(block);
+      this.media.setWritePointer(block, 0);
       return;
     }
     if (mode === TearMode.Nothing) return;

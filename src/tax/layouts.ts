@@ -196,7 +196,9 @@ export function decodeLayout(l: Layout, b: Uint8Array): LayoutValues {
         throw new RangeError(`${l.id}.${f.name}: invalid UTF-8`);
       }
     } else if (f.encoding === "ascii" || f.encoding === "date") {
-      out[f.name] = String.fromCharCode(...s).replace(/ +$/, "");
+      const text = String.fromCharCode(...s).replace(/[ \0]+$/, "");
+      if (!/^[\x20-\x7e]*$/.test(text)) throw new RangeError(`${l.id}.${f.name}: not ASCII`);
+      out[f.name] = text;
     } else {
       let x = 0n;
       for (const byte of s) x = (x << 8n) | BigInt(byte);
@@ -291,7 +293,7 @@ export const DEFAULT_OFFLINE_VALID_DAYS = 3;
 export function encodeTable(l: Layout, rows: readonly LayoutValues[]): Uint8Array {
   if (rows.length > l.records) throw new RangeError(`${l.id}: at most ${l.records} records`);
   const out = new Uint8Array(l.recordLength * l.records);
-  rows.forEach((r, i) => out.set(encodeLayout(l, r), i * l.recordLength));
+  for (let i = 0; i < l.records; i++) out.set(encodeLayout(l, rows[i] ?? {}), i * l.recordLength);
   return out;
 }
 

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  parseCertificate, parseCrl, pemToDer, sm2GenerateKeyPair, sm2Sign, sm2Verify, verifyCrl, createRootCa, createIntermediateCa,
+  parseCertificate, parseCrl, pemToDer, sm2GenerateKeyPair, sm2Verify, verifyCrl, createRootCa, createIntermediateCa,
   issueDeviceCertificate,
 } from "../../src/crypto/index.ts";
 import { Rng, MS_PER_DAY, type VirtualClock } from "../../src/sim/index.ts";
-import { encodeProvisionalInvoice, MAX_INVOICES_PER_BATCH, type Bureau } from "../../src/bureau/index.ts";
-import { boot, call, registerDevice, DEVICE, INVOICE_CODE, START, TAXPAYER, type Device } from "./fixture.ts";
+import { signInvoiceAsDevice, MAX_INVOICES_PER_BATCH, type Bureau } from "../../src/bureau/index.ts";
+import { boot, call, makeInvoice, registerDevice, DEVICE, INVOICE_CODE, START, TAXPAYER, type Device } from "./fixture.ts";
 
 let bureau: Bureau;
 let clock: VirtualClock;
@@ -66,7 +66,7 @@ describe("bureau endpoints over HTTPS on 127.0.0.1", () => {
     expect(sync.status).toBe(200);
     expect(sync.json.payload.stock).toEqual([{ invoiceCode: INVOICE_CODE, startNumber: 1, count: 100_000 }]);
     expect(sync.json.payload.limits.offlineHours).toBe(72);
-    expect(sync.json.payload.restrictions).toEqual({ issuingLocked: false, allowedKinds: ["normal", "void", "red"] });
+    expect(sync.json.payload.restrictions).toEqual({ issuingLocked: false, allowedKinds: ["normal", "red"] });
     expect(JSON.parse(sync.json.payloadText)).toEqual(sync.json.payload);
     expect(sm2Verify(signerKey(), new TextEncoder().encode(sync.json.payloadText), b64ToBytes(sync.json.signature))).toBe(true);
     expect((await call(bureau, `/api/v1/sync?taxpayerId=91000000000000000X&deviceSerial=${DEVICE}`)).json.code).toBe("UNKNOWN_TAXPAYER");
@@ -97,7 +97,7 @@ describe("upload", () => {
     expect(sm2Verify(signerKey(), new TextEncoder().encode(receiptText), b64ToBytes(signature))).toBe(true);
     expect(bureau.store.invoiceCount()).toBe(before + 3);
     const stored = bureau.store.invoice(INVOICE_CODE, "00000002");
-    expect(stored?.totalFen).toBe(11_302);
+    expect(stored?.totalFen).toBe(11_300 + 2 * 113);
     expect(stored?.receiptId).toBe(receipt.receiptId);
   });
 
@@ -121,12 +121,15 @@ describe("upload", () => {
 
   it("rejects a tampered invoice, a wrong tax control code, a reused number and a number outside the stock", async () => {
     const good = device.invoice(20);
-    const data = Buffer.from(good.data, "base64").toString("utf8").replace('"totalFen":11320', '"totalFen":99320');
-    const tampered = { data: Buffer.from(data).toString("base64"), signature: good.signature };
+    const goodBytes = Buffer.from(good.data, "base64");
+    const at = goodBytes.indexOf("Buyer A");
+    expect(at).toBeGreaterThan(0);
+    goodBytes[at + 6] = "B".charCodeAt(0);
+    const tampered = { data: goodBytes.toString("base64"), signature: good.signature };
     const wrongKey = new Uint8Array(16).fill(7);
-    const badTccBytes = encodeProvisionalInvoice({ taxpayerId: TAXPAYER, deviceSerial: DEVICE, invoiceCode: INVOICE_CODE, invoiceNumber: "00000021", kind: "normal", issuedAt: clock.now(), totalFen: 500 }, wrongKey);
-    const badTcc = { data: Buffer.from(badTccBytes).toString("base64"), signature: Buffer.from(sm2Sign(device.keyPair.privateKey, badTccBytes)).toString("base64") };
-    const reused = device.invoice(1, { totalFen: 1 }); // number 1 was stored with another total
+    const badTccSigned = signInvoiceAsDevice(makeInvoice(TAXPAYER, 21, clock.now()), wrongKey, device.keyPair);
+    const badTcc = { data: Buffer.from(badTccSigned.data).toString("base64"), signature: Buffer.from(badTccSigned.signature).toString("base64") };
+    const reused = device.invoice(1, { remark: "other content" }); // number 1 was stored with another remark
     const outside = device.invoice(200_000);
     const garbage = { data: Buffer.from("not an invoice").toString("base64"), signature: good.signature };
     const reply = await call(bureau, "/api/v1/upload", {
@@ -137,7 +140,7 @@ describe("upload", () => {
       [0, "BAD_SIGNATURE"], [1, "BAD_TAX_CONTROL_CODE"], [2, "DUPLICATE_NUMBER"], [3, "NOT_IN_STOCK"], [4, "MALFORMED_INVOICE"],
     ]);
     expect(reply.json.receipt.accepted).toEqual([{ invoiceCode: INVOICE_CODE, invoiceNumber: "00000022" }]);
-    expect(bureau.store.invoice(INVOICE_CODE, "00000001")?.totalFen).toBe(11_301);
+    expect(bureau.store.invoice(INVOICE_CODE, "00000001")?.totalFen).toBe(11_300 + 113);
     expect(bureau.store.invoice(INVOICE_CODE, "00000020")).toBeUndefined();
   });
 

@@ -1,8 +1,9 @@
 /** Test support for the bureau: an HTTPS client, a booted bureau, a registered taxpayer with a device. */
 import { request as httpsRequest } from "node:https";
 import type { IncomingHttpHeaders } from "node:http";
-import { startBureau, encodeProvisionalInvoice, type Bureau, type BureauFaults, type InvoiceFields } from "../../src/bureau/index.ts";
-import { sm2GenerateKeyPair, sm2Sign, type Sm2KeyPair } from "../../src/crypto/index.ts";
+import { startBureau, signInvoiceAsDevice, type Bureau, type BureauFaults } from "../../src/bureau/index.ts";
+import { sm2GenerateKeyPair, type Sm2KeyPair } from "../../src/crypto/index.ts";
+import type { Invoice } from "../../src/tax/index.ts";
 import { Rng, VirtualClock, type Clock } from "../../src/sim/index.ts";
 
 export const START = Date.UTC(2026, 0, 1, 8);
@@ -77,7 +78,7 @@ export interface Device {
   taxControlKey: Uint8Array;
   /** Base64 DER: device certificate, then the intermediate. */
   chain: string[];
-  invoice(number: number, overrides?: Partial<Omit<InvoiceFields, "taxControlCode">>): { data: string; signature: string };
+  invoice(number: number, overrides?: Partial<Invoice>): { data: string; signature: string };
   batch(numbers: number[], extra?: Record<string, unknown>): Record<string, unknown>;
 }
 
@@ -94,11 +95,7 @@ export function registerDevice(bureau: Bureau, clock: Clock, rng: Rng, taxpayerI
   const device: Device = {
     taxpayerId, deviceSerial, keyPair, taxControlKey, chain: issued.chain,
     invoice(number, overrides = {}) {
-      const data = encodeProvisionalInvoice({
-        taxpayerId, deviceSerial, invoiceCode: INVOICE_CODE, invoiceNumber: String(number).padStart(8, "0"), kind: "normal",
-        issuedAt: clock.now(), totalFen: 11_300 + number, ...overrides,
-      }, taxControlKey);
-      const signature = sm2Sign(keyPair.privateKey, data, { publicKey: keyPair.publicKey });
+      const { data, signature } = signInvoiceAsDevice(makeInvoice(taxpayerId, number, clock.now(), overrides), taxControlKey, keyPair);
       return { data: Buffer.from(data).toString("base64"), signature: Buffer.from(signature).toString("base64") };
     },
     batch(numbers, extra = {}) {
@@ -106,4 +103,17 @@ export function registerDevice(bureau: Bureau, clock: Clock, rng: Rng, taxpayerI
     },
   };
   return device;
+}
+
+/** A one-line 13 % invoice: amount 10000 + 100 n fen, tax 1300 + 13 n; grand total 11300 + 113 n. */
+export function makeInvoice(taxpayerId: string, number: number, nowMs: number, overrides: Partial<Invoice> = {}): Invoice {
+  const amountFen = 10_000 + 100 * number;
+  const taxFen = 1_300 + 13 * number;
+  return {
+    kind: 0, mode: 0, typeCode: "02601", invoiceCode: INVOICE_CODE, invoiceNumber: number, issuedAt: Math.floor(nowMs / 1000),
+    taxpayerId, loginAccount: "acct01", machineNumber: "000000000001", sellerName: "济南测试商贸有限公司", buyerName: "Buyer A",
+    buyerTaxId: "", originalCode: "", originalNumber: 0,
+    lines: [{ name: "办公用品", unit: "件", quantityMilli: 1000, unitPriceFen: amountFen, amountFen, taxRatePermille: 130, taxFen }],
+    totalAmountFen: amountFen, totalTaxFen: taxFen, remark: "", ...overrides,
+  };
 }

@@ -96,3 +96,34 @@ export async function swOf(p: Promise<unknown>): Promise<number> {
     return (e as { code: number }).code;
   }
 }
+
+import { createUkeyOnFlash, type FlashUkey } from "../../src/cos/index.ts";
+import { NandChip, SMALL_GEOMETRY } from "../../src/flash-store/index.ts";
+
+export interface FlashRig extends Rig {
+  flash: FlashUkey;
+  chip: NandChip;
+}
+
+/** A blank card on a small in-memory NAND chip with the real FlashStore. */
+export function blankFlashCard(seed = 1, chip: NandChip = NandChip.memory({ geometry: { ...SMALL_GEOMETRY, blocks: 64 } })): FlashRig {
+  const clock = new VirtualClock(ISSUE_TIME * 1000);
+  const secrets = new MemorySecrets();
+  const flash = createUkeyOnFlash({ chip, clock, rng: new Rng(seed), secrets, serial: "UK00000000000001" });
+  const card = flash.card;
+  card.powerOn();
+  const send: Send = async (apdu) => card.process(apdu);
+  return {
+    card, clock, secrets, send, flash, chip, cardKey: deriveCardKey(PROFILE.bureauMasterKey, "UK00000000000001"),
+    get store() {
+      return flash.store();
+    },
+  };
+}
+
+export async function readyFlashCard(seed = 1, p: IssuanceProfile = PROFILE): Promise<FlashRig> {
+  const r = blankFlashCard(seed);
+  await personalize(r, p);
+  await login(r);
+  return r;
+}
