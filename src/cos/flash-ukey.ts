@@ -9,7 +9,7 @@ import { FlashStore, StoreError, type NandChip } from "../flash-store/index.ts";
 import { MemorySecrets, DEVICE_SECRET_BYTES, type DeviceSecrets } from "./vault.ts";
 import { UkeyCos, type UkeyOptions } from "./ukey.ts";
 
-export interface FlashUkeyOptions extends Omit<UkeyOptions, "store" | "reopenStore" | "secrets"> {
+export interface FlashUkeyOptions extends Omit<UkeyOptions, "store" | "reopenStore" | "secrets" | "storeEncrypts"> {
   chip: NandChip;
   secrets?: DeviceSecrets;
 }
@@ -46,7 +46,7 @@ export function createUkeyOnFlash(o: FlashUkeyOptions): FlashUkey {
   const key = flashKeyFromSecret(secret);
   let store = mountOrFormat(o.chip, key);
   const card = new UkeyCos({
-    ...o, store, secrets,
+    ...o, store, secrets, storeEncrypts: true,
     reopenStore: () => {
       o.chip.repower();
       store = FlashStore.mount(o.chip, { key });

@@ -16,7 +16,7 @@ import {
 } from "../tax/index.ts";
 import type { TxOp } from "../flash-store/index.ts";
 import { RT, LifeCycle, Loaded, COS_VERSION, encodeSecrets, encodeCounters, encodeEvent, decodeEvent, Uploaded, type Counters, type EventRecord } from "./records.ts";
-import { checkIssueVerdict, lockReason, stateCode, type IssueFacts } from "./tax-machine.ts";
+import { issueVerdict, lockReason, stateCode, type IssueFacts } from "./tax-machine.ts";
 import type { Cmd, UkeyCos } from "./ukey.ts";
 
 /** Events one CONFIRM UPLOAD transaction settles (3 ops each, within MAX_TX_OPS). */
@@ -130,7 +130,7 @@ export class TaxCommands {
       k.data.secrets = secrets;
       k.data.counters = counters;
       apply();
-      k.refreshMachine();
+      k.invalidateMachine();
     });
     return EMPTY;
   }
@@ -219,8 +219,7 @@ export class TaxCommands {
       typeSingleLimit: type?.singleLimitFen ?? 0,
     };
     if (kind === InvoiceKind.RED) facts.red = { originalExists: !!original, creditAllowed: !!original && creditAllowed(original.stored, grand) };
-    const machine = k.refreshMachine();
-    const verdict = checkIssueVerdict(machine, facts);
+    const verdict = issueVerdict(k.taxContext(), facts);
     if (verdict !== 0) throw new TaxError(verdict);
     return this.commitIssue(draft, batchIndex, now, grand, original);
   }
@@ -266,7 +265,7 @@ export class TaxCommands {
       k.data.counters = counters;
       k.data.purchases = purchases;
       this.index?.set(keyOf(invoice.invoiceCode, invoice.invoiceNumber), seq);
-      k.refreshMachine();
+      k.invalidateMachine();
     });
     return encodeIssued(issued);
   }
@@ -302,7 +301,7 @@ export class TaxCommands {
       k.put(RT.COUNTERS, 0, encodeCounters(counters)),
     ], () => {
       k.data.counters = counters;
-      k.refreshMachine();
+      k.invalidateMachine();
     });
     return encodeVoidReceipt({ voidedAt: now, signature });
   }
@@ -368,7 +367,7 @@ export class TaxCommands {
     const counters = { ...k.data.counters, signCount: k.data.counters.signCount + 1 };
     k.commit([k.put(RT.COUNTERS, 0, encodeCounters(counters))], () => {
       k.data.counters = counters;
-      k.refreshMachine();
+      k.invalidateMachine();
     });
     return encodeBatch(body, signature);
   }
@@ -413,7 +412,7 @@ export class TaxCommands {
     ops.push(k.put(RT.COUNTERS, 0, encodeCounters(counters)));
     k.commit(ops, () => {
       k.data.counters = counters;
-      k.refreshMachine();
+      k.invalidateMachine();
     });
     return new ByteWriter().u32(ids.length - take.length).finish();
   }

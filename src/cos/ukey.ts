@@ -23,7 +23,7 @@ import { StoreError, MAX_RECORD_BYTES, type RecordStore, type TxOp } from "../fl
 import { SecureClock, ClockState, type SecureClockOptions } from "../secure-clock/index.ts";
 import { CardMuteError, type SimCard } from "./card.ts";
 import { SwError, swOf, isPowerLoss } from "./errors.ts";
-import { MemorySecrets, Vault, DEVICE_SECRET_BYTES, type DeviceSecrets } from "./vault.ts";
+import { MemorySecrets, Vault, StoreSealed, DEVICE_SECRET_BYTES, type DeviceSecrets, type Sealer } from "./vault.ts";
 import {
   RT, LifeCycle, Loaded, REQUIRED_FOR_END, ZERO_COUNTERS, encodeSecrets, decodeSecrets, encodePins, decodePins, encodeCounters, decodeCounters,
   type Secrets, type Pins, type Counters,
@@ -55,6 +55,12 @@ export interface UkeyOptions {
   driftPpm?: number;
   batteryLifeMs?: number;
   allowOutOfSpecClock?: boolean;
+  /**
+   * True when the store encrypts every record itself with a key derived from the device
+   * secret (FlashStore via createUkeyOnFlash): the COS then does not seal records again.
+   * Default false: records are sealed by the Vault (SM4-CTR + HMAC-SM3 tag).
+   */
+  storeEncrypts?: boolean;
   /** Called at powerOn after a power cut: a store that must be re-mounted returns the new one. */
   reopenStore?: () => RecordStore;
 }
@@ -88,7 +94,7 @@ export class UkeyCos implements SimCard {
   private readonly deviceSecrets: DeviceSecrets;
   private readonly rng: Rng;
   private readonly keyRng: Rng;
-  private vault!: Vault;
+  private vault!: Sealer;
   private powered = false;
   private muted = false;
   private broken: string | undefined;
@@ -103,6 +109,7 @@ export class UkeyCos implements SimCard {
   // persistent mirror
   data!: CardData;
   machine!: TaxSnapshot;
+  private machineStale = false;
   private readonly tax: TaxCommands;
 
   constructor(private readonly options: UkeyOptions) {
@@ -178,7 +185,7 @@ export class UkeyCos implements SimCard {
       secret = this.rng.fork("device-secret").bytes(DEVICE_SECRET_BYTES);
       this.deviceSecrets.write(secret);
     }
-    this.vault = new Vault(secret, this.rng.fork("nonces"));
+    this.vault = this.options.storeEncrypts ? new StoreSealed(secret) : new Vault(secret, this.rng.fork("nonces"));
   }
 
   /** A blank store gets the factory records: transport key, no PINs, zero counters. */
@@ -251,8 +258,14 @@ export class UkeyCos implements SimCard {
     };
   }
 
+  /** After a commit: the machine re-derives its state when next asked (keeps xstate off the issue path). */
+  invalidateMachine(): void {
+    this.machineStale = true;
+  }
+
   /** Re-derive the machine state from the persistent state (after a commit or as time passes). */
   refreshMachine(): TaxSnapshot {
+    this.machineStale = false;
     const { verdict: _v, ...ctx } = this.taxContext();
     this.machine = sendTax(this.machine, { type: "UPDATE", ctx });
     return this.machine;
@@ -573,7 +586,7 @@ export class UkeyCos implements SimCard {
     this.commit([this.put(RT.SECRETS, 0, encodeSecrets(s)), this.put(RT.COUNTERS, 0, encodeCounters(counters))], () => {
       this.data.secrets = s;
       this.data.counters = counters;
-      this.refreshMachine();
+      this.invalidateMachine();
     });
     return pair.publicKey.slice();
   }
@@ -593,7 +606,7 @@ export class UkeyCos implements SimCard {
     const counters = { ...this.data.counters, signCount: this.data.counters.signCount + 1 };
     this.commit([this.put(RT.COUNTERS, 0, encodeCounters(counters))], () => {
       this.data.counters = counters;
-      this.refreshMachine();
+      this.invalidateMachine();
     });
     return signature;
   }
@@ -606,7 +619,7 @@ export class UkeyCos implements SimCard {
     const der = c.data.slice();
     this.commit([this.put(RT.CERTS, slot, der)], () => {
       this.data.certs[slot] = der;
-      this.refreshMachine();
+      this.invalidateMachine();
     });
     return new Uint8Array(0);
   }
