@@ -15,3 +15,7 @@ export {
   type IssuerOptions, type IssueOptions, type ReconcileReport, type UploadReport, type SyncReport, type Identity, type Sleeper, type RetryPolicy,
 } from "./issuer.ts";
 export { renderInvoiceHtml, qrPayload, escapeHtml } from "./print.ts";
+export {
+  runDiagnosis, CHECKS, MAX_CLOCK_SKEW_MS, KEY_USAGE_WARN_FRACTION, DEFAULT_DIAGNOSE_TIMEOUT_MS,
+  type CheckResult, type CheckStatus, type CheckId, type DiagnoseOptions, type Diagnosis,
+} from "./diagnose.ts";
