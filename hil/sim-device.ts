@@ -68,8 +68,8 @@ export class SimDevice {
     readonly chip: NandChip,
     readonly clock: VirtualClock,
     readonly serial: string,
-    private readonly key: Uint8Array,
-    private readonly cache: DecryptCache,
+    readonly storeKey: Uint8Array,
+    readonly decryptCache: DecryptCache,
     store: FlashStore,
     trace: TraceSink | undefined,
     rngSalt: number,
@@ -122,8 +122,8 @@ export class SimDevice {
    * the chip), same clock reading, the store mounted as at power-on. `salt` varies the COS rng.
    */
   onChip(chip: NandChip, salt = 1): SimDevice {
-    const store = FlashStore.mount(chip, { key: this.key, cache: this.cache });
-    return new SimDevice(this.seed, chip, new VirtualClock(this.clock.now()), this.serial, this.key, this.cache, store, undefined, salt);
+    const store = FlashStore.mount(chip, { key: this.storeKey, cache: this.decryptCache });
+    return new SimDevice(this.seed, chip, new VirtualClock(this.clock.now()), this.serial, this.storeKey, this.decryptCache, store, undefined, salt);
   }
 
   /** A copy-on-write fork of the whole device (chip, secure area, clock). */
@@ -134,7 +134,7 @@ export class SimDevice {
   /** Remount the store on this device's chip (power-on after a cut). */
   mount(): FlashStore {
     this.chip.repower();
-    return FlashStore.mount(this.chip, { key: this.key, cache: this.cache });
+    return FlashStore.mount(this.chip, { key: this.storeKey, cache: this.decryptCache });
   }
 
   powerOn(): Uint8Array {

@@ -76,6 +76,15 @@ describe("power-cut campaign", () => {
     expect(() => mergeCampaignResults([parts[0]!, parts[1]!, other])).toThrow(/different campaigns/);
   });
 
+  it("the record-set fast path agrees with judging every point through APDUs", async () => {
+    const fast = await runCampaign({ seed: 6, scenarios: ["issue", "pin-verify"], traces: false });
+    const full = await runCampaign({ seed: 6, scenarios: ["issue", "pin-verify"], traces: false, fullJudge: true });
+    expect(fast.fastVerdicts).toBeGreaterThan(fast.cutPoints / 2);
+    expect(full.fastVerdicts).toBe(0);
+    expect(full.cutPoints).toBe(fast.cutPoints);
+    expect([fast.failures.length, full.failures.length]).toEqual([0, 0]);
+  });
+
   it("the judge tells a lost invoice or a regained PIN try from old-or-new", () => {
     const before = { key: "a", userTries: 6, soTries: 10 };
     const after = { key: "b", userTries: 6, soTries: 10 };
