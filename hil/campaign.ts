@@ -62,7 +62,6 @@ const NEW_PIN = "24681357";
 async function issueN(c: StepContext, n: number, amountFen = 100): Promise<void> {
   for (let i = 0; i < n; i++) await issue(c.send, draft(c.keys.profile, {}, amountFen));
 }
-const loginStep = (c: StepContext) => login(c.send, c.keys.profile.userPin);
 
 function extraBatch(k: IssuerKeys): PurchaseRecord[] {
   const first = k.profile.purchases[0]!;
@@ -109,17 +108,17 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: "issue", description: "three invoices issued offline",
     watch: (k) => [0, 1, 2].map((i) => ({ code: code1(k), number: start1(k) + i })),
-    steps: (): Step[] => [0, 1, 2].map((i) => ({ name: `issue-${i + 1}`, prep: loginStep, run: (c: StepContext) => call(c.send, issueApdu(draft(c.keys.profile, {}, 100 + i))) })),
+    steps: (): Step[] => [0, 1, 2].map((i) => ({ name: `issue-${i + 1}`, run: (c: StepContext) => call(c.send, issueApdu(draft(c.keys.profile, {}, 100 + i))) })),
   },
   {
     name: "void", description: "void an issued invoice",
     setup: (c) => issueN(c, 2), watch: (k) => [0, 1].map((i) => ({ code: code1(k), number: start1(k) + i })),
-    steps: (): Step[] => [{ name: "void", prep: loginStep, run: (c) => call(c.send, voidApdu(code1(c.keys), start1(c.keys))) }],
+    steps: (): Step[] => [{ name: "void", run: (c) => call(c.send, voidApdu(code1(c.keys), start1(c.keys))) }],
   },
   {
     name: "red", description: "a red-letter invoice against an issued one",
     setup: (c) => issueN(c, 2, 1000), watch: (k) => [0, 1, 2].map((i) => ({ code: code1(k), number: start1(k) + i })),
-    steps: (): Step[] => [{ name: "red", prep: loginStep, run: (c) => call(c.send, issueApdu(draft(c.keys.profile, { kind: 1, originalCode: code1(c.keys), originalNumber: start1(c.keys) }, 500))) }],
+    steps: (): Step[] => [{ name: "red", run: (c) => call(c.send, issueApdu(draft(c.keys.profile, { kind: 1, originalCode: code1(c.keys), originalNumber: start1(c.keys) }, 500))) }],
   },
   {
     name: "sync", description: "the bureau syncs stock (a new batch) and limits",
@@ -137,7 +136,7 @@ export const SCENARIOS: readonly Scenario[] = [
     steps: (): Step[] => {
       let s: Awaited<ReturnType<typeof bureau>>;
       return [
-        { name: "export", prep: loginStep, run: (c) => call(c.send, exportApdu(0)) },
+        { name: "export", run: (c) => call(c.send, exportApdu(0)) },
         { name: "confirm", prep: async (c) => { s = await bureau(c.send, c.cardKey); }, run: (c) => issuer.confirmUpload(c.send, s, 3) },
       ];
     },
@@ -155,7 +154,7 @@ export const SCENARIOS: readonly Scenario[] = [
         await login(c.send, c.keys.profile.userPin);
       }
     },
-    steps: (): Step[] => [0, 1].map((i) => ({ name: `issue-${i + 1}`, prep: loginStep, run: (c: StepContext) => call(c.send, issueApdu(draft(c.keys.profile, {}, 100))) })),
+    steps: (): Step[] => [0, 1].map((i) => ({ name: `issue-${i + 1}`, run: (c: StepContext) => call(c.send, issueApdu(draft(c.keys.profile, {}, 100))) })),
   },
 ];
 const ROLLOVER_ROUNDS = 3;
@@ -349,8 +348,11 @@ async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record 
   for (let i = 0; i < steps.length; i++) {
     const step = steps[i]!;
     if (step.prep) await step.prep(ctx);
-    before.push(await judge(dev, dev.chip.fork(), pins, watch));
-    beforeSets.push(recordSet(dev.card.store));
+    // the APDU judge of the state before this step; reused when the prep changed no record
+    const set = recordSet(dev.card.store);
+    const prev = afterSets.length ? afterSets[afterSets.length - 1]! : undefined;
+    before.push(prev && sameRecords(dev.card.store, prev) ? after[after.length - 1]! : await judge(dev, dev.chip.fork(), pins, watch));
+    beforeSets.push(set);
     dev.chip.setObserver((k, op) => {
       if (op.kind === "read") return;
       opSteps.set(k, { step: i, name: step.name, op });

@@ -1,0 +1,25 @@
+/**
+ * campaign.cut_points, campaign.cut_points_per_s: the exhaustive single-cut power-cut
+ * campaign over the standard COS scenarios (hil/campaign.ts). Each point = fork the chip,
+ * tear the operation, remount, judge old-or-new. Measured on a warm run (the personalized
+ * base device of the seed is made once and forked; scenario runs and boundary judges are
+ * included in the time).
+ */
+import type { BenchModule } from "./harness.ts";
+import { runCampaign } from "../hil/index.ts";
+
+const bench: BenchModule = {
+  ids: ["campaign.cut_points", "campaign.cut_points_per_s"],
+  async run() {
+    await runCampaign({ seed: 1, scenarios: ["sync"], traces: false }); // builds the seed's base devices
+    const t0 = performance.now();
+    const r = await runCampaign({ seed: 1, traces: false });
+    const seconds = (performance.now() - t0) / 1000;
+    if (r.failures.length) throw new Error(`campaign found ${r.failures.length} failures: ${r.failures[0]!.replay}`);
+    return {
+      "campaign.cut_points": { value: r.cutPoints, unit: "points", note: `${Object.keys(r.perScenario).length} scenarios, ${r.fastVerdicts} by record set, the rest by APDU judge` },
+      "campaign.cut_points_per_s": { value: Math.round(r.cutPoints / seconds), unit: "points/s", goal: ">= 5000", note: "whole campaign wall time incl. scenario runs" },
+    };
+  },
+};
+export default bench;
