@@ -19,7 +19,7 @@ import { tearOperationOnFork, DecryptCache, FlashStore, bytesEqual, type NandChi
 import { sm3 } from "../src/crypto/index.ts";
 import { SimDevice, CAMPAIGN_GEOMETRY, HIL_START_SECONDS } from "./sim-device.ts";
 import { simIssuerKeys, type IssuerKeys } from "./issuer-keys.ts";
-import { personalize, login, draft, issue, issueApdu, voidApdu, exportApdu, changePinApdu, verifyApdu, fingerprint, oldOrNew, describeFingerprint, cardKeyOf, bureau, type Fingerprint } from "./ukey-ops.ts";
+import { personalize, login, draft, issue, issueApdu, voidApdu, exportApdu, changePinApdu, verifyApdu, fingerprint, oldOrNew, describeFingerprint, cardKeyOf, bureau, deviceInfo, type Fingerprint } from "./ukey-ops.ts";
 import { inShard, WHOLE, type Shard } from "./shard.ts";
 
 export const CAMPAIGN_TOOL = "campaign power-cut";
@@ -46,7 +46,7 @@ export interface Scenario {
   description: string;
   /** Starts from a personalized card (default) or a blank one. */
   blank?: boolean;
-  /** Uncut set-up on top of that. */
+  /** Uncut set-up on top of that (run once per seed; scenarios start from a fork of its result, logged in again). */
   setup?: (c: StepContext) => Promise<void>;
   steps: (c: StepContext) => Step[];
   /** PINs the judge tries, in order (the current one first). */
@@ -144,20 +144,32 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: "rollover", description: "issue on a nearly full store whose old invoices were confirmed: rollover reclaims them",
     setup: async (c) => {
-      // issue and confirm in rounds, so the store fills with reclaimable invoices
-      for (let round = 0; round < ROLLOVER_ROUNDS; round++) {
+      // a big batch of stock, then issue and confirm in rounds until the store is nearly full of reclaimable invoices
+      const first = c.keys.profile.purchases[0]!;
+      await issuer.syncPurchases(c.send, await bureau(c.send, c.cardKey), [...c.keys.profile.purchases, { ...first, invoiceCode: "137001900555", startNumber: 1, count: 5000, nextNumber: 1 }].slice(0, 10));
+      await login(c.send, c.keys.profile.userPin);
+      for (let round = 0; round < ROLLOVER_MAX_ROUNDS; round++) {
         await issueN(c, 16);
         const batch = decodeBatch(await call(c.send, exportApdu(0)));
-        const last = batch.events[batch.events.length - 1]?.seq ?? 0;
-        const s = await bureau(c.send, c.cardKey);
-        await issuer.confirmUpload(c.send, s, last);
+        await issuer.confirmUpload(c.send, await bureau(c.send, c.cardKey), batch.events[batch.events.length - 1]?.seq ?? 0);
         await login(c.send, c.keys.profile.userPin);
+        if ((await deviceInfo(c.send)).storageFreeKiB <= ROLLOVER_FREE_KIB) break;
       }
     },
-    steps: (): Step[] => [0, 1].map((i) => ({ name: `issue-${i + 1}`, run: (c: StepContext) => call(c.send, issueApdu(draft(c.keys.profile, {}, 100))) })),
+    steps: (): Step[] => [
+      ...[0, 1, 2, 3].map((i) => ({ name: `issue-${i + 1}`, run: (c: StepContext) => call(c.send, issueApdu(draft(c.keys.profile, {}, 100))) })),
+      {
+        name: "rollover-happened", run: async (c: StepContext) => {
+          const info = await deviceInfo(c.send);
+          if (info.reclaimedRecords === 0) throw new Error(`rollover scenario: the store reclaimed nothing (free ${info.storageFreeKiB} KiB)`);
+        },
+      },
+    ],
   },
 ];
-const ROLLOVER_ROUNDS = 3;
+/** Rounds of 16 confirmed invoices at most, and the free space at which filling stops. */
+const ROLLOVER_MAX_ROUNDS = 80;
+const ROLLOVER_FREE_KIB = 3;
 
 export function scenarioByName(name: string): Scenario {
   const s = SCENARIOS.find((x) => x.name === name);
@@ -274,10 +286,36 @@ function bases(seed: number, keys: IssuerKeys): Promise<Bases> {
   return b;
 }
 
+/** The device after a scenario's set-up (made once per seed and scenario, then forked). */
+const setupMemo = new Map<string, Promise<SimDevice>>();
+
+/**
+ * A fresh fork of the scenario's starting point: the blank or personalized base, with the
+ * scenario's (uncut) set-up already run; powered on and logged in (startScenario).
+ */
 async function scenarioDevice(seed: number, keys: IssuerKeys, sc: Scenario): Promise<{ dev: SimDevice; cardKey: Uint8Array }> {
   const b = await bases(seed, keys);
-  const dev = (sc.blank ? b.blank : b.personalized).fork(SCENARIO_SALT);
+  const base = sc.blank ? b.blank : b.personalized;
+  let start: Promise<SimDevice> | undefined;
+  if (sc.setup) {
+    const memoKey = `${seed}/${sc.name}`;
+    start = setupMemo.get(memoKey);
+    if (!start) {
+      start = (async () => {
+        const d = base.fork(SCENARIO_SALT + 1);
+        d.powerOn();
+        const c: StepContext = { send: sendOf(d), keys, cardKey: b.cardKey };
+        await startScenario(sc, c);
+        await sc.setup!(c);
+        return d;
+      })();
+      if (setupMemo.size > 32) setupMemo.clear();
+      setupMemo.set(memoKey, start);
+    }
+  }
+  const dev = (start ? await start : base).fork(SCENARIO_SALT);
   dev.powerOn();
+  await startScenario(sc, { send: sendOf(dev), keys, cardKey: b.cardKey });
   return { dev, cardKey: b.cardKey };
 }
 
@@ -335,8 +373,6 @@ async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record 
   const { dev, cardKey } = await scenarioDevice(seed, keys, sc);
   const ctx: StepContext = { send: sendOf(dev), keys, cardKey };
   const opSteps = new Map<number, { step: number; name: string; op: NandOp }>();
-  await startScenario(sc, ctx);
-  if (sc.setup) await sc.setup(ctx);
   const pins = sc.pins?.(keys) ?? [keys.profile.userPin];
   const watch = sc.watch?.(keys) ?? [];
   const steps = sc.steps(ctx);
@@ -503,7 +539,7 @@ export async function cutTrace(seed: number, sc: Scenario, cut: number, second: 
   const reference = await runScenario(sc, seed, keys, false);
   const trace = new MemoryTrace();
   const seq = { n: 0 };
-  trace.emit({ kind: "run", seed, tool: CAMPAIGN_TOOL, params: { scenario: sc.name, cut, cuts, ...(second !== undefined ? { second } : {}), base: sc.blank ? "blank" : "personalized", geometry: CAMPAIGN_GEOMETRY } });
+  trace.emit({ kind: "run", seed, tool: CAMPAIGN_TOOL, params: { scenario: sc.name, cut, cuts, ...(second !== undefined ? { second } : {}), base: `${sc.blank ? "blank" : "personalized"}${sc.setup ? "+setup" : ""}`, geometry: CAMPAIGN_GEOMETRY } });
   const where = reference.opSteps.get(cut);
   if (!where) {
     trace.emit({ kind: "check", seq: seq.n++, name: "cut point exists", ok: false, detail: `scenario ${sc.name} has no mutating flash operation ${cut}` });
@@ -514,8 +550,6 @@ export async function cutTrace(seed: number, sc: Scenario, cut: number, second: 
   const watch = sc.watch?.(keys) ?? [];
   const { dev, cardKey } = await scenarioDevice(seed, keys, sc);
   const ctx: StepContext = { send: sendOf(dev, trace, seq), keys, cardKey };
-  await startScenario(sc, ctx);
-  if (sc.setup) await sc.setup(ctx);
   const steps = sc.steps(ctx);
   dev.chip.armPowerCut(cut, new Rng(seed, cut));
   let muted = false;
