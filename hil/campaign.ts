@@ -179,7 +179,10 @@ export function scenarioByName(name: string): Scenario {
 
 export interface CampaignOptions {
   seed: number;
+  /** Names of standard scenarios (default all). */
   scenarios?: readonly string[];
+  /** Scenarios of your own instead (a vendor's flows, or tests of the judge). */
+  customScenarios?: readonly Scenario[];
   mode?: CampaignMode;
   cuts?: 1 | 2;
   shard?: Shard;
@@ -331,6 +334,11 @@ async function judge(base: SimDevice, chip: NandChip, pins: string[], watch: { c
   return fingerprint(sendOf(dev, trace, seq), pins, watch);
 }
 
+/** The device's store as a read-only mount of a fork of its chip (touches nothing of the device). */
+function readOnlyView(dev: SimDevice): FlashStore {
+  return FlashStore.mount(dev.chip.fork(), { key: dev.storeKey, cache: dev.decryptCache, readOnly: true });
+}
+
 /** Every record of a store (values by reference) and its rollover count. */
 interface RecordSet {
   entries: { type: number; id: number; value: Uint8Array; reclaimable: boolean }[];
@@ -384,10 +392,12 @@ async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record 
   for (let i = 0; i < steps.length; i++) {
     const step = steps[i]!;
     if (step.prep) await step.prep(ctx);
-    // the APDU judge of the state before this step; reused when the prep changed no record
-    const set = recordSet(dev.card.store);
+    // the APDU judge of the state before this step; reused when the prep changed no record.
+    // Boundary reads go to a fork: reads on the main chip would shift its op indices.
+    const view = readOnlyView(dev);
+    const set = recordSet(view);
     const prev = afterSets.length ? afterSets[afterSets.length - 1]! : undefined;
-    before.push(prev && sameRecords(dev.card.store, prev) ? after[after.length - 1]! : await judge(dev, dev.chip.fork(), pins, watch));
+    before.push(prev && sameRecords(view, prev) ? after[after.length - 1]! : await judge(dev, dev.chip.fork(), pins, watch));
     beforeSets.push(set);
     dev.chip.setObserver((k, op) => {
       if (op.kind === "read") return;
@@ -400,7 +410,7 @@ async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record 
       dev.chip.setObserver(null);
     }
     after.push(await judge(dev, dev.chip.fork(), pins, watch));
-    afterSets.push(recordSet(dev.card.store));
+    afterSets.push(recordSet(readOnlyView(dev)));
   }
   return { before, after, beforeSets, afterSets, cuts, device: dev, opSteps };
 }
@@ -454,8 +464,8 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   const mode = options.mode ?? "exhaustive";
   const cuts = options.cuts ?? 1;
   const shard = options.shard ?? WHOLE;
-  const names = options.scenarios && options.scenarios.length ? [...options.scenarios] : SCENARIOS.map((s) => s.name);
-  const scenarios = names.map(scenarioByName);
+  const scenarios = options.customScenarios?.length ? [...options.customScenarios] : options.scenarios?.length ? options.scenarios.map(scenarioByName) : [...SCENARIOS];
+  const names = scenarios.map((s) => s.name);
   const params: CampaignResult["params"] = { seed: options.seed, mode, cuts, scenarios: names, ...(mode === "random" ? { samples: options.samples ?? 200 } : {}) };
   const keys = simIssuerKeys();
   const traces = options.traces !== false;
