@@ -54,6 +54,25 @@ describe("hil run on sim:memory", () => {
     expect(report.results.map((r) => [r.name, r.status, r.message])).toEqual([["in-process target vs reference model", "pass", undefined]]);
   });
 
+  it("sim:IMAGE keeps the card across runs: the second run logs in instead of personalizing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "hil-img-"));
+    try {
+      const image = join(dir, "ukey.img");
+      const first = await runHil({ target: `sim:${image}`, suites: ["conformance", "tax-rules"], seed: 3, quick: true });
+      expect(first.report.results.filter((r) => r.status === "fail" || r.status === "error")).toEqual([]);
+      expect(first.report.results.filter((r) => r.status === "skip").map((r) => r.name).sort()).toEqual([
+        "offline window: 3 days allowed, 1 s later refused; bureau contact reopens it", "secure clock: a rolled-back time source stops issuing",
+      ]);
+      const second = await runHil({ target: `sim:${image}`, suites: ["conformance"], seed: 3, quick: true });
+      expect(second.report.results.every((r) => r.status === "pass")).toBe(true);
+      const setPins = (t: typeof first.trace) => t.events.filter((e) => e.kind === "apdu" && e.command.startsWith("84e6")).length;
+      expect(setPins(first.trace)).toBeGreaterThan(0);
+      expect(setPins(second.trace)).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("refuses bad targets, suites and issuer-key files with clear errors", async () => {
     await expect(runHil({ target: "sim:memory", suites: ["nope"], seed: 1 })).rejects.toThrow(/unknown suite "nope"/);
     await expect(openTarget("sim:", { seed: 1 })).rejects.toThrow(/sim:memory or sim:PATH/);
