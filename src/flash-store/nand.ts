@@ -250,9 +250,9 @@ export class NandChip {
   readBadMarker(block: number): boolean {
     this.checkBlock(block);
     this.begin({ kind: "read", block, page: 0 });
-    const content = this.media.readPage(block, 0);
-    const at = this.geometry.pageBytes + BAD_BLOCK_MARKER_OFFSET;
-    return content !== null && at < content.length && content[at] !== ERASED;
+    const page = this.fullPage(block, 0);
+    this.applyReadFaults(block, 0, page);
+    return page[this.geometry.pageBytes + BAD_BLOCK_MARKER_OFFSET] !== ERASED;
   }
 
   /**

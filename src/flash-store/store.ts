@@ -28,11 +28,11 @@
 import { hmacSm3, sm4Ctr, SM4_KEY_BYTES } from "../crypto/index.ts";
 import { checkTransaction, CRITICAL_TYPE_LIMIT, StoreError, type RecordStore, type StoreStats, type TxOp } from "./api.ts";
 import { crc32 } from "./crc32.ts";
-import { pageTotalBytes, sameGeometry, type Geometry } from "./geometry.ts";
+import { BAD_BLOCK_MARKER_OFFSET, pageTotalBytes, sameGeometry, type Geometry } from "./geometry.ts";
 import {
   BH_BLOCKS, BH_BLOCK_SEQ, BH_ERASE_COUNT, BH_FORMAT_ID, BH_KEY_CHECK, BH_LANE, BH_MAGIC, BH_PAGES_PER_BLOCK, BH_PAGE_BYTES,
   BH_SPARE_BYTES, BH_VERSION, BLOCK_HEADER_END, COMMIT_PAYLOAD_BYTES, correctPage, FLAG_COPY2, FLAG_ROLLOVER, FORMAT_VERSION,
-  isErased, ITEM_COMMIT, ITEM_HEADER_BYTES, ITEM_MARK, ITEM_PUT, ITEM_TOMBSTONE, itemCrc, IT_CRC, IT_FLAGS, IT_FRAG_COUNT,
+  isBadMarker, isErased, ITEM_COMMIT, ITEM_HEADER_BYTES, ITEM_MARK, ITEM_PUT, ITEM_TOMBSTONE, itemCrc, IT_CRC, IT_FLAGS, IT_FRAG_COUNT,
   IT_FRAG_INDEX, IT_FRAME, IT_ID, IT_KIND, IT_LENGTH, IT_TYPE, IT_VERSION, KEY_CHECK_BYTES, PAGE_HEADER_BYTES,
   PAGE_KIND_BLOCK_HEADER, PAGE_KIND_DATA, PAGE_KIND_SUMMARY, pageLooksValid, PH_COUNT, PH_INDEX, PH_KIND, PH_LANE, PH_TOTAL,
   PH_USED, readU16, readU32, readU48, sealPageHeader, SE_EXTRA, SE_OFFSET, SE_PAGE, slotsFor, SLOT_BYTES, STORE_MAGIC,
@@ -316,12 +316,18 @@ export class FlashStore implements RecordStore {
     return store.guard(() => {
       for (let b = 0; b < chip.geometry.blocks; b++) {
         const info = store.block(b);
-        if (chip.readBadMarker(b)) {
+        let start: { bad: boolean; header: BlockHeader | null };
+        try {
+          start = store.readBlockStart(b);
+        } catch (error) {
+          if (!(error instanceof StoreError)) throw error;
+          start = { bad: false, header: null };
+        }
+        if (start.bad) {
           info.state = BlockState.Bad;
           continue;
         }
-        const header = store.readHeaderQuietly(b);
-        if (header) info.eraseCount = header.eraseCount;
+        if (start.header) info.eraseCount = start.header.eraseCount;
         store.eraseOrRetire(b);
       }
       if (store.goodBlocks() < RESERVE_BLOCKS + GC_LOW_WATER + 1) throw new StoreError("BAD_GEOMETRY", `too few good blocks for a store: ${store.goodBlocks()}`);
@@ -356,11 +362,12 @@ export class FlashStore implements RecordStore {
     for (let b = 0; b < this.g.blocks; b++) {
       const info = this.block(b);
       info.eraseCount = -1;
-      if (this.chip.readBadMarker(b)) {
+      const start = this.readBlockStart(b);
+      if (start.bad) {
         info.state = BlockState.Bad;
         continue;
       }
-      const header = this.readHeader(b);
+      const header = start.header;
       if (!header) continue;
       if (headers === 0) this.adoptFormat(header);
       else if (header.formatId !== this.formatId) continue; // a block of an older format: free
@@ -488,8 +495,7 @@ export class FlashStore implements RecordStore {
   private repairCritical(): void {
     for (const [key, rec] of this.recs) {
       if (rec.kind !== ITEM_PUT || rec.type >= CRITICAL_TYPE_LIMIT) continue;
-      const ok = [0, 1].map((c) => this.readCopy(rec, c) !== null);
-      if (!ok[0] || !ok[1]) this.repairQueue.add(key);
+      if (!this.copyReadable(rec, 0) || !this.copyReadable(rec, 1)) this.repairQueue.add(key);
     }
     if (this.repairQueue.size) this.runRepairs();
   }
@@ -1267,7 +1273,12 @@ export class FlashStore implements RecordStore {
     const cacheKey = b * this.g.pagesPerBlock + p;
     const cached = this.pageCache.get(cacheKey);
     if (cached) return cached;
-    const page = this.chip.readPage(b, p);
+    return this.validatePage(b, p, this.chip.readPage(b, p));
+  }
+
+  /** Verifies a page just read (CRC, then ECC when the CRC fails) and caches it when valid. */
+  private validatePage(b: number, p: number, page: Uint8Array): Uint8Array | null {
+    const cacheKey = b * this.g.pagesPerBlock + p;
     if (!pageLooksValid(page, this.g.pageBytes)) {
       if (isErased(page, this.pageTotal)) return null;
       const outcome = correctPage(page, this.g);
@@ -1294,17 +1305,18 @@ export class FlashStore implements RecordStore {
     }
   }
 
-  private readHeaderQuietly(b: number): BlockHeader | null {
-    try {
-      return this.readHeader(b);
-    } catch (error) {
-      if (error instanceof StoreError) return null;
-      throw error;
-    }
+  private readHeader(b: number): BlockHeader | null {
+    return this.parseHeader(b, this.readValidPage(b, 0));
   }
 
-  private readHeader(b: number): BlockHeader | null {
-    const page = this.readValidPage(b, 0);
+  /** Reads page 0 once: the bad-block marker (spare byte 0) and the block header. */
+  private readBlockStart(b: number): { bad: boolean; header: BlockHeader | null } {
+    const raw = this.chip.readPage(b, 0);
+    if (isBadMarker(raw[this.g.pageBytes + BAD_BLOCK_MARKER_OFFSET] as number)) return { bad: true, header: null };
+    return { bad: false, header: this.parseHeader(b, this.validatePage(b, 0, raw)) };
+  }
+
+  private parseHeader(b: number, page: Uint8Array | null): BlockHeader | null {
     if (!page || page[PH_KIND] !== PAGE_KIND_BLOCK_HEADER || readU32(page, BH_MAGIC) !== STORE_MAGIC) return null;
     if (readU16(page, BH_VERSION) !== FORMAT_VERSION) throw new StoreError("BAD_IMAGE", `block ${b}: store format version ${readU16(page, BH_VERSION)} is not supported (this build reads ${FORMAT_VERSION})`);
     const lane = readU16(page, BH_LANE);
@@ -1368,6 +1380,15 @@ export class FlashStore implements RecordStore {
     if (page[ref.offset + IT_KIND] !== ref.kind || readU48(page, ref.offset + IT_VERSION) !== ref.version) return null;
     if (readU32(page, ref.offset + IT_CRC) !== itemCrc(page, ref.offset, ref.length)) return null;
     return page.slice(ref.offset, end);
+  }
+
+  /** Every fragment of copy `c` reads back with a valid CRC (no decryption). */
+  private copyReadable(rec: Rec, c: number): boolean {
+    const frags = rec.copies[c] as ItemRef[];
+    const first = frags[0];
+    if (!first || frags.length !== first.fragCount) return false;
+    for (const ref of frags) if (!ref || !this.readItemBytes(ref)) return false;
+    return true;
   }
 
   private readCopy(rec: Rec, c: number): Uint8Array | null {
