@@ -17,7 +17,7 @@
  * Invariants (checked by assert): block/page indices are in range; a programmed page's
  * content only ever loses 1 bits until the next erase; writePointer(block) <= pagesPerBlock.
  */
-import { Rng } from "../sim/index.ts";
+import { Rng, type TraceSink } from "../sim/index.ts";
 import { BAD_BLOCK_MARKER_OFFSET, checkGeometry, DEFAULT_GEOMETRY, pageTotalBytes, type Geometry } from "./geometry.ts";
 import { BLOCK_FLAG_FACTORY_BAD, MemoryMedia, type Media, type MemorySnapshot } from "./media.ts";
 
@@ -80,6 +80,8 @@ export class NandChip {
   private cutRng: Rng | null = null;
   private powerLost = false;
   private observer: NandObserver | null = null;
+  private trace: TraceSink | null = null;
+  private traceReads = false;
   private flipProbability = 0;
   private flipRng: Rng | null = null;
   private readonly scheduledFlips = new Map<number, number[]>();
@@ -170,6 +172,15 @@ export class NandChip {
 
   setObserver(observer: NandObserver | null): void {
     this.observer = observer;
+  }
+
+  /**
+   * Emits a `flash` trace event (seq = operation index) for every program, erase and
+   * bad-block mark (and read, when `reads`), and a `fault` event for a power cut.
+   */
+  setTrace(trace: TraceSink | null, options: { reads?: boolean } = {}): void {
+    this.trace = trace;
+    this.traceReads = options.reads ?? false;
   }
 
   /** Each page read flips one random bit of the returned copy with this probability. */
@@ -319,6 +330,11 @@ export class NandChip {
     const index = this.opCount;
     if (this.observer) this.observer(index, op);
     this.opCount++;
+    if (this.trace && (op.kind !== "read" || this.traceReads)) {
+      const kind = op.kind === "markBad" ? "program" : op.kind;
+      this.trace.emit(op.kind === "erase" ? { kind: "flash", seq: index, op: kind, block: op.block } : { kind: "flash", seq: index, op: kind, block: op.block, page: "page" in op ? op.page : 0 });
+    }
+    if (index === this.cutAt && this.trace) this.trace.emit({ kind: "fault", seq: index, fault: "power-cut", detail: { op: op.kind, block: op.block, ...("page" in op ? { page: op.page } : {}) } });
     return index === this.cutAt;
   }
 
