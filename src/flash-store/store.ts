@@ -505,12 +505,27 @@ export class FlashStore implements RecordStore {
       this.repairQueue.delete(key);
       const rec = this.recs.get(key);
       if (!rec || rec.kind !== ITEM_PUT) continue;
-      const value = this.get(rec.type, rec.id);
+      let value: Uint8Array | undefined;
+      try {
+        value = this.get(rec.type, rec.id);
+      } catch (error) {
+        if (error instanceof StoreError && error.code === "CORRUPT") continue; // nothing good left to copy
+        throw error;
+      }
       if (!value) continue;
       const wasMarked = rec.mark !== null;
       const ops: TxOp[] = [{ kind: "put", type: rec.type, id: rec.id, value }];
       if (wasMarked) ops.push({ kind: "reclaimable", type: rec.type, id: rec.id });
-      this.commitInner(ops);
+      try {
+        this.commitInner(ops);
+      } catch (error) {
+        // No room to repair now: the record is still readable from its good copy; retry later.
+        if (error instanceof StoreError && error.code === "STORAGE_FULL") {
+          this.repairQueue.add(key);
+          return;
+        }
+        throw error;
+      }
       this.counters.repairs++;
     }
   }
