@@ -119,12 +119,13 @@ export class NandChip {
   }
 
   /**
-   * An immutable copy of the cells, erase counts and stuck bits. O(blocks) pointer copies for
-   * the memory backend (pages are shared copy-on-write); other backends are copied page by page.
+   * An immutable copy of the cells, erase counts and stuck bits. O(1) for the memory backend
+   * (arrays and pages are shared copy-on-write); other backends are copied page by page.
    */
   snapshot(): ChipSnapshot {
     const media = this.media instanceof MemoryMedia ? this.media.snapshot() : this.copyToMemory().snapshot();
-    return { media, endurance: this.endurance, opCount: this.opCount, stuck: this.stuck };
+    const stuck = this.stuck.size ? new Map([...this.stuck].map(([k, v]) => [k, [...v]] as const)) : this.stuck;
+    return { media, endurance: this.endurance, opCount: this.opCount, stuck };
   }
 
   /** An independent chip with the same cells, no armed cut, no observer, powered. */
