@@ -26,7 +26,7 @@
  *  - liveCost <= capacityCost after every commit (else rollover or STORAGE_FULL, nothing written).
  */
 import { hmacSm3, sm4Ctr, SM4_KEY_BYTES } from "../crypto/index.ts";
-import { checkTransaction, CRITICAL_TYPE_LIMIT, StoreError, type RecordStore, type StoreStats, type TxOp } from "./api.ts";
+import { checkTransaction, CRITICAL_TYPE_LIMIT, RECORD_TYPE_MAX, StoreError, type RecordStore, type StoreStats, type TxOp } from "./api.ts";
 import { crc32 } from "./crc32.ts";
 import { BAD_BLOCK_MARKER_OFFSET, pageTotalBytes, sameGeometry, type Geometry } from "./geometry.ts";
 import {
@@ -434,14 +434,20 @@ export class FlashStore implements RecordStore {
     }
     const marks = new KeyMap<ItemRef[]>();
     const entries = this.keyEntries;
+    let lastFrame = -1;
+    let lastCommitted = false;
     for (const ref of all) {
       const kind = ref.kind;
+      if (ref.frame !== lastFrame) {
+        lastFrame = ref.frame;
+        lastCommitted = committed.has(lastFrame);
+      }
       if (kind === ITEM_COMMIT) {
-        if (committed.has(ref.frame) && ref.extra > this.reclaimedTotal) this.reclaimedTotal = ref.extra;
+        if (lastCommitted && ref.extra > this.reclaimedTotal) this.reclaimedTotal = ref.extra;
         continue;
       }
       if (kind === ITEM_PUT || kind === ITEM_MARK) entries.setTI(ref.type, ref.id, (entries.getTI(ref.type, ref.id) ?? 0) + 1);
-      if (!committed.has(ref.frame)) continue;
+      if (!lastCommitted) continue;
       if (kind === ITEM_MARK) {
         const m = marks.getTI(ref.type, ref.id);
         if (!m || (m[0] as ItemRef).version < ref.version) marks.setTI(ref.type, ref.id, [ref]);
@@ -458,15 +464,37 @@ export class FlashStore implements RecordStore {
       const index = kind === ITEM_PUT ? ref.fragIndex : 0;
       if (!slot[index]) slot[index] = ref;
     }
-    for (const rec of this.recs.values()) {
-      if (rec.kind === ITEM_PUT) {
-        rec.length = recordLength(rec);
-        const m = marks.getTI(rec.type, rec.id);
-        if (m && (m[0] as ItemRef).version > rec.version) rec.mark = m;
+    // Live accounting in bulk: refs of one frame mostly come together, so count runs locally.
+    let runFrame = -1;
+    let runCount = 0;
+    const liveCosts = this.table.liveCost;
+    let total = 0;
+    const live = (r: ItemRef) => {
+      if (r.frame !== runFrame) {
+        if (runCount) this.frameLive.set(runFrame, (this.frameLive.get(runFrame) ?? 0) + runCount);
+        runFrame = r.frame;
+        runCount = 0;
       }
-      for (const copy of rec.copies) for (const r of copy) if (r) this.addLive(r);
-      if (rec.mark) for (const r of rec.mark) this.addLive(r);
+      runCount++;
+      const cost = this.refCost(r);
+      (liveCosts[r.block] as number) += cost;
+      total += cost;
+    };
+    for (let type = 0; type <= RECORD_TYPE_MAX; type++) {
+      const inner = this.recs.ofType(type);
+      if (!inner) continue;
+      for (const rec of inner.values()) {
+        if (rec.kind === ITEM_PUT) {
+          rec.length = recordLength(rec);
+          const m = marks.getTI(rec.type, rec.id);
+          if (m && (m[0] as ItemRef).version > rec.version) rec.mark = m;
+        }
+        for (const copy of rec.copies) for (const r of copy) if (r) live(r);
+        if (rec.mark) for (const r of rec.mark) live(r);
+      }
     }
+    if (runCount) this.frameLive.set(runFrame, (this.frameLive.get(runFrame) ?? 0) + runCount);
+    this.liveCost += total;
     // Commits: every frame with live items needs its commit; a relocated commit keeps its carrier alive.
     const byFrame = new Map<number, ItemRef>();
     for (const ref of all) {
