@@ -21,16 +21,28 @@ const MAX_GET_RESPONSE_ROUNDS = 1024;
  * repeats a 6Cxx command with the exact Le. Returns data and the final status word.
  */
 export async function transceive(send: Send, apdu: Uint8Array): Promise<{ data: Uint8Array; sw: number }> {
-  let r = splitResponse(await send(apdu));
+  const exchange = async (a: Uint8Array) => {
+    let out: Uint8Array;
+    try {
+      out = await send(a);
+    } catch (error) {
+      // A channel that finds no card (ChannelError NO_CARD, a mute card) is +1; anything else +2.
+      const code = (error as { code?: unknown }).code;
+      throw new TaxError(code === "NO_CARD" || code === "UNAVAILABLE" ? E.NOT_FOUND : E.COMM, `no answer: ${(error as Error).message}`);
+    }
+    if (!(out instanceof Uint8Array) || out.length < 2) throw new TaxError(E.COMM, "response shorter than a status word");
+    return splitResponse(out);
+  };
+  let r = await exchange(apdu);
   if ((r.sw & 0xff00) === SW.WRONG_LE) {
     const again = apdu.slice();
     again[again.length - 1] = r.sw & 0xff;
-    r = splitResponse(await send(again));
+    r = await exchange(again);
   }
   const parts = [r.data];
   for (let i = 0; (r.sw & 0xff00) === SW.MORE_DATA; i++) {
     if (i >= MAX_GET_RESPONSE_ROUNDS) throw new TaxError(E.COMM, "card keeps answering 61xx");
-    r = splitResponse(await send(encodeCommand({ cla: CLA_ISO, ins: INS.GET_RESPONSE, le: r.sw & 0xff || 256 })));
+    r = await exchange(encodeCommand({ cla: CLA_ISO, ins: INS.GET_RESPONSE, le: r.sw & 0xff || 256 }));
     parts.push(r.data);
   }
   return { data: concatBytes(...parts), sw: r.sw };
