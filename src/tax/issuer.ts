@@ -100,7 +100,22 @@ export const issuer = {
   setLimits: (send: Send, s: SmSession, l: OfflineLimits) => smCall(send, s, INS.SET_LIMITS, encodeLayout(LIMITS_LAYOUT, l as unknown as LayoutValues)),
   confirmUpload: (send: Send, s: SmSession, lastEventSeq: number) => smCall(send, s, INS.CONFIRM_UPLOAD, new ByteWriter().u32(lastEventSeq).finish()),
   writeCert: (send: Send, s: SmSession, slot: number, der: Uint8Array) => smCall(send, s, INS.WRITE_CERT, der, slot),
+  /**
+   * Confirm every event up to `lastEventSeq`, repeating CONFIRM UPLOAD while the card
+   * reports events left (it settles MAX_CONFIRM_PER_TX per command). Returns the commands sent.
+   */
+  async confirmAll(send: Send, s: SmSession, lastEventSeq: number): Promise<number> {
+    for (let rounds = 1; rounds <= MAX_CONFIRM_ROUNDS; rounds++) {
+      const left = await issuer.confirmUpload(send, s, lastEventSeq);
+      if (left.length !== 4) throw new TaxError(E.COMM, "CONFIRM UPLOAD answers a u32");
+      if (new DataView(left.buffer, left.byteOffset, 4).getUint32(0) === 0) return rounds;
+    }
+    throw new TaxError(E.COMM, "card keeps reporting unconfirmed events");
+  },
 };
+
+/** Upper bound of CONFIRM UPLOAD rounds in confirmAll (16 events each). */
+const MAX_CONFIRM_ROUNDS = 1 << 16;
 
 export interface PersonalizeProfile {
   /** Key the card holds now (FACTORY_ISSUER_KEY for a new card). */
