@@ -21,15 +21,10 @@ const MAX_GET_RESPONSE_ROUNDS = 1024;
  * repeats a 6Cxx command with the exact Le. Returns data and the final status word.
  */
 export async function transceive(send: Send, apdu: Uint8Array): Promise<{ data: Uint8Array; sw: number }> {
+  // Errors thrown by `send` (ChannelError, CardMuteError) propagate unchanged: the caller
+  // decides (see errorForTransport). A malformed answer is +2.
   const exchange = async (a: Uint8Array) => {
-    let out: Uint8Array;
-    try {
-      out = await send(a);
-    } catch (error) {
-      // A channel that finds no card (ChannelError NO_CARD, a mute card) is +1; anything else +2.
-      const code = (error as { code?: unknown }).code;
-      throw new TaxError(code === "NO_CARD" || code === "UNAVAILABLE" ? E.NOT_FOUND : E.COMM, `no answer: ${(error as Error).message}`);
-    }
+    const out = await send(a);
     if (!(out instanceof Uint8Array) || out.length < 2) throw new TaxError(E.COMM, "response shorter than a status word");
     return splitResponse(out);
   };
@@ -46,6 +41,16 @@ export async function transceive(send: Send, apdu: Uint8Array): Promise<{ data: 
     parts.push(r.data);
   }
   return { data: concatBytes(...parts), sw: r.sw };
+}
+
+/**
+ * The TYUKEY code of a transport failure: no card / mute card / no reader is +1
+ * (TYUKEY_DEVICE_NOT_FOUND), anything else +2 (TYUKEY_DEVICE_COMM_ERROR).
+ */
+export function errorForTransport(error: unknown): number {
+  if (error instanceof TaxError) return error.code;
+  const e = error as { code?: unknown; name?: unknown };
+  return e.code === "NO_CARD" || e.code === "UNAVAILABLE" || e.name === "CardMuteError" ? E.NOT_FOUND : E.COMM;
 }
 
 /** As transceive, but throws TaxError unless the status word is 9000. */

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import {
-  E, TAX_ERRORS, INS, call, encodeCommand, issuer, verifyPin, selectApplication, getChallenge, encodeInvoiceKey, type Send,
+  E, TAX_ERRORS, INS, call, TaxError, errorForTransport, encodeCommand, issuer, verifyPin, selectApplication, getChallenge, encodeInvoiceKey, type Send,
 } from "../../src/tax/index.ts";
 import { ModelStore } from "../../src/flash-store/index.ts";
 import { RT, encodeCounters } from "../../src/cos/index.ts";
@@ -23,9 +23,11 @@ describe("each of the 27 error codes is produced", () => {
     const r = await readyCard(81);
     const dead: Send = async () => { throw new CardMuteError(); };
     const noCard: Send = async () => { throw Object.assign(new Error("no card"), { code: "NO_CARD" }); };
-    await expectCode(call(noCard, cmd(INS.GET_DEVICE_INFO)), E.NOT_FOUND);
+    const viaTransport = (p: Promise<unknown>) => p.then(() => 0, (e) => { throw new TaxError(errorForTransport(e)); });
+    await expectCode(viaTransport(call(noCard, cmd(INS.GET_DEVICE_INFO))), E.NOT_FOUND);
+    await expectCode(viaTransport(call(dead, cmd(INS.GET_DEVICE_INFO))), E.NOT_FOUND);
+    await expectCode(viaTransport(call(async () => { throw new Error("socket reset"); }, cmd(INS.GET_DEVICE_INFO))), E.COMM);
     await expectCode(call(async () => Uint8Array.of(0x90), cmd(INS.GET_DEVICE_INFO)), E.COMM);
-    await expectCode(call(dead, cmd(INS.GET_DEVICE_INFO)), E.COMM);
     await expectCode(call(r.send, cmd(INS.ISSUE, Uint8Array.of(9, 9, 9), 256)), E.PARAM);
     await expectCode(call(r.send, cmd(INS.VOID, Uint8Array.of(1), 256)), E.LENGTH);
     await expectCode(call(r.send, encodeCommand({ cla: 0x80, ins: INS.GET_DEVICE_INFO, p1: 9, le: 64 })), E.P1P2);
