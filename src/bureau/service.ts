@@ -11,7 +11,7 @@ import {
   type CertificateInfo, type CrlInfo,
 } from "../crypto/index.ts";
 import {
-  decodeBatch, DecodeError, deriveCardKey, EventKind, PURCHASE_LAYOUT, signedInvoiceBytes, signedVoidBytes, CHALLENGE_BYTES,
+  beijingDate, decodeBatch, DecodeError, deriveCardKey, EventKind, PURCHASE_LAYOUT, signedInvoiceBytes, signedVoidBytes, CHALLENGE_BYTES,
   type ExportBatch,
 } from "../tax/index.ts";
 import type { BureauFaults } from "./faults.ts";
@@ -548,8 +548,9 @@ type Entry = IssueEntry | VoidEntry;
 
 const DEFAULT_TYPE_CODE = "02601";
 
+/** The purchase date as the card records dates: Beijing time, YYYYMMDD. */
 function yyyymmdd(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10).replaceAll("-", "");
+  return beijingDate(Math.floor(ms / 1000));
 }
 
 function parseChallenge(value: unknown): Uint8Array {
