@@ -115,8 +115,12 @@ export interface ServiceOptions {
   clock: Clock;
   format: InvoiceFormat;
   faults: () => Readonly<BureauFaults>;
-  /** Master key from which card keys are derived (deriveCardKey) for devices without a registered card key. */
-  masterKey: Uint8Array;
+  /**
+   * Master key from which card keys are derived (deriveCardKey) for devices without a
+   * registered card key. Without either, the bureau cannot speak to that card and sends no
+   * issuer messages (a host then falls back to its own issuer agent).
+   */
+  masterKey?: Uint8Array | undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,9 +310,10 @@ export class BureauService {
     return { certificate: b64(der), chain: [b64(der), b64(this.options.pki.intermediate.der)] };
   }
 
-  /** The card key of a registered device: its own, or derived from the master key and its serial. */
-  private cardKey(deviceSerial: string, device: DeviceRecord): Uint8Array {
-    return device.cardKey ?? deriveCardKey(this.options.masterKey, deviceSerial);
+  /** The card key of a registered device: its own, or derived from the master key and its serial; undefined when unknown. */
+  private cardKey(deviceSerial: string, device: DeviceRecord): Uint8Array | undefined {
+    if (device.cardKey) return device.cardKey;
+    return this.options.masterKey ? deriveCardKey(this.options.masterKey, deviceSerial) : undefined;
   }
 
   sync(taxpayerId: string, deviceSerial: string, challengeHex?: string): SyncResponse {
@@ -327,7 +332,8 @@ export class BureauService {
       restrictions: taxpayer.restrictions, crlNumber: this.currentCrl().crlNumber ?? 0,
     };
     const payloadText = JSON.stringify(payload);
-    const issuerMessages = challenge ? syncMessages(this.cardKey(deviceSerial, device), challenge, purchases, offlineLimits) : [];
+    const cardKey = this.cardKey(deviceSerial, device);
+    const issuerMessages = challenge && cardKey ? syncMessages(cardKey, challenge, purchases, offlineLimits) : [];
     return { payload, payloadText, signature: this.sign(payloadText), issuerMessages };
   }
 
@@ -373,7 +379,8 @@ export class BureauService {
     }
     // The confirmation reflects what the bureau holds now (a replay may follow a newer upload).
     const through = this.options.store.device(deviceSerial)?.confirmedSeq ?? 0;
-    const issuerMessages = challenge && through > 0 ? confirmMessages(this.cardKey(deviceSerial, device), challenge, through) : [];
+    const cardKey = this.cardKey(deviceSerial, device);
+    const issuerMessages = challenge && cardKey && through > 0 ? confirmMessages(cardKey, challenge, through) : [];
     return { ...response, issuerMessages };
   }
 
