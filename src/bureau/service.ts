@@ -11,8 +11,8 @@ import {
   type CertificateInfo, type CrlInfo,
 } from "../crypto/index.ts";
 import {
-  beijingDate, decodeBatch, DecodeError, deriveCardKey, EventKind, PURCHASE_LAYOUT, signedInvoiceBytes, signedVoidBytes, CHALLENGE_BYTES,
-  type ExportBatch,
+  beijingDate, PurchaseStatus, decodeBatch, DecodeError, deriveCardKey, EventKind, PURCHASE_LAYOUT, signedInvoiceBytes, signedVoidBytes, CHALLENGE_BYTES,
+  type ExportBatch, type IssuanceProfile,
 } from "../tax/index.ts";
 import type { BureauFaults } from "./faults.ts";
 import { confirmMessages, syncMessages, toOfflineLimits, toPurchaseRecords, type IssuerMessage } from "./issuer-messages.ts";
@@ -286,6 +286,26 @@ export class BureauService {
     if (!this.options.store.taxpayer(taxpayerId)) throw new BureauError(404, "UNKNOWN_TAXPAYER", `taxpayer ${taxpayerId} is not registered`);
     this.options.store.putDevice(deviceSerial, taxpayerId, key, cardKey);
     return { deviceSerial, taxpayerId };
+  }
+
+  /**
+   * Registers the taxpayer and the device of an issuance profile (src/tax parseProfile), as the
+   * bureau that personalized the card knows them: stock from its purchase records, limits from
+   * its offline limits, the device with the profile's tax-control key.
+   */
+  registerProfile(profile: IssuanceProfile, deviceSerial: string): TaxpayerRecord {
+    const l = profile.limits;
+    const record = this.registerTaxpayer({
+      taxpayerId: profile.taxpayer.taxpayerId,
+      name: profile.taxpayer.taxpayerName,
+      limits: { offlineHours: l.validDays * 24, maxInvoiceFen: l.singleLimitFen, maxOfflineTotalFen: l.maxOfflineAmountFen, maxOfflineCount: l.maxOfflineCount },
+      restrictions: { issuingLocked: l.offlineAllowed === 0, allowedKinds: [...INVOICE_KINDS] },
+      stock: profile.purchases.filter((p) => p.status !== PurchaseStatus.EMPTY).map((p) => ({
+        typeCode: p.typeCode, invoiceCode: p.invoiceCode, startNumber: p.startNumber, count: p.count, ...(p.purchasedOn ? { purchasedOn: p.purchasedOn } : {}),
+      })),
+    });
+    this.registerDevice({ deviceSerial, taxpayerId: record.taxpayerId, taxControlKey: hex(profile.taxKey) });
+    return record;
   }
 
   /** Issues a device certificate for a key generated on the Ukey (personalisation). */

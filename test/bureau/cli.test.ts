@@ -42,6 +42,41 @@ describe("ukeysim bureau serve", () => {
     }
   });
 
+  it("--profile registers the profile's taxpayer and device and speaks to the card with its master key", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", MAIN, "bureau", "serve", "--profile", join(ROOT, "fixtures/profile-default.json"), "--device-serial", "UK00000000000001"], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+    try {
+      const line = await new Promise<string>((resolveLine, reject) => {
+        createInterface({ input: child.stdout! }).once("line", resolveLine);
+        child.once("exit", (code) => reject(new Error(`exited early with ${code}`)));
+      });
+      const ready = JSON.parse(line);
+      // The TLS CA is not written (no --ca-out): this client skips verification, which is all it needs here.
+      const { request } = await import("node:https");
+      const json = await new Promise<any>((resolveJson, reject) => { // eslint-disable-line @typescript-eslint/no-explicit-any
+        request(new URL("/api/v1/sync?taxpayerId=91370100MA3C123456&deviceSerial=UK00000000000001&challenge=" + "01".repeat(16), ready.url), { rejectUnauthorized: false, agent: false }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => resolveJson(JSON.parse(Buffer.concat(chunks).toString("utf8"))));
+        }).on("error", reject).end();
+      });
+      expect(json.payload.stock.map((r: { typeCode: string }) => r.typeCode)).toEqual(["02601", "02602"]);
+      expect(json.issuerMessages.map((m: { name: string }) => m.name)).toEqual(["EXTERNAL_AUTHENTICATE", "SYNC_PURCHASES", "SET_LIMITS"]);
+      const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  });
+
+  it("refuses a bad profile with exit code 2", () => {
+    const run = spawnSync(process.execPath, ["--import", "tsx", MAIN, "bureau", "serve", "--profile", join(ROOT, "package.json"), "--device-serial", "UK1"], { cwd: ROOT, encoding: "utf8" });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/^ukeysim: limits must be an object/);
+    const alone = spawnSync(process.execPath, ["--import", "tsx", MAIN, "bureau", "serve", "--device-serial", "UK1"], { cwd: ROOT, encoding: "utf8" });
+    expect(alone.stderr).toMatch(/--profile and --device-serial go together/);
+  });
+
   it("refuses bad options with a clear message and exit code 1", () => {
     for (const [args, pattern] of [
       [["--port", "99999"], /port must be an integer 0-65535/],
