@@ -1,6 +1,6 @@
 /** `ukeysim bureau serve` as a process: it prints its URL, serves, keeps its database, stops on SIGTERM. */
 import { describe, expect, it } from "vitest";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -10,6 +10,8 @@ import { call } from "./fixture.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const MAIN = join(ROOT, "src/cli/main.ts");
+/** Two cores: two CLI processes at a time. */
+const CLI_PARALLEL = 2;
 
 describe("ukeysim bureau serve", () => {
   it("serves HTTPS on loopback with a SQLite file in WAL mode and stops on SIGTERM", async () => {
@@ -69,25 +71,33 @@ describe("ukeysim bureau serve", () => {
     }
   });
 
-  it("refuses a bad profile with exit code 2", () => {
-    const run = spawnSync(process.execPath, ["--import", "tsx", MAIN, "bureau", "serve", "--profile", join(ROOT, "package.json"), "--device-serial", "UK1"], { cwd: ROOT, encoding: "utf8" });
-    expect(run.status).toBe(2);
-    expect(run.stderr).toMatch(/^ukeysim: limits must be an object/);
-    const alone = spawnSync(process.execPath, ["--import", "tsx", MAIN, "bureau", "serve", "--device-serial", "UK1"], { cwd: ROOT, encoding: "utf8" });
-    expect(alone.stderr).toMatch(/--profile and --device-serial go together/);
-  });
-
-  it("refuses bad options with a clear message and exit code 1", () => {
-    for (const [args, pattern] of [
-      [["--port", "99999"], /port must be an integer 0-65535/],
-      [["--fault", "http502=maybe"], /fault http502 must be true or false/],
-      [["--fault", "nonsense"], /name=value/],
-      [["--seed", "-4"], /seed must be a non-negative integer/],
-      [["--master-key", "abc"], /master key must be 32 hex digits/],
-    ] as const) {
-      const run = spawnSync(process.execPath, ["--import", "tsx", MAIN, "bureau", "serve", ...args], { cwd: ROOT, encoding: "utf8" });
-      expect(run.status, args.join(" ")).toBe(1);
-      expect(run.stderr).toMatch(pattern);
+  it("refuses bad options and a bad profile with a clear message (exit 1 for options, 2 for the profile)", async () => {
+    const cases: [string[], number, RegExp][] = [
+      [["--port", "99999"], 1, /port must be an integer 0-65535/],
+      [["--fault", "http502=maybe"], 1, /fault http502 must be true or false/],
+      [["--fault", "nonsense"], 1, /name=value/],
+      [["--seed", "-4"], 1, /seed must be a non-negative integer/],
+      [["--master-key", "abc"], 1, /master key must be 32 hex digits/],
+      [["--profile", join(ROOT, "package.json"), "--device-serial", "UK1"], 2, /^ukeysim: limits must be an object/],
+      [["--device-serial", "UK1"], 2, /--profile and --device-serial go together/],
+    ];
+    const runs: { status: number | null; stderr: string }[] = [];
+    for (let i = 0; i < cases.length; i += CLI_PARALLEL) {
+      runs.push(...(await Promise.all(cases.slice(i, i + CLI_PARALLEL).map(([args]) => runCli(["bureau", "serve", ...args])))));
     }
+    runs.forEach((run, i) => {
+      const [args, status, pattern] = cases[i]!;
+      expect(run.status, args.join(" ")).toBe(status);
+      expect(run.stderr, args.join(" ")).toMatch(pattern);
+    });
   });
 });
+
+function runCli(args: string[]): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolveRun) => {
+    const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr!.on("data", (c: Buffer) => (stderr += c.toString("utf8")));
+    child.on("exit", (status) => resolveRun({ status, stderr }));
+  });
+}
