@@ -16,7 +16,7 @@ import {
 } from "../tax/index.ts";
 import type { TxOp } from "../flash-store/index.ts";
 import { RT, LifeCycle, Loaded, COS_VERSION, encodeSecrets, encodeCounters, encodeEvent, decodeEvent, Uploaded, type Counters, type EventRecord } from "./records.ts";
-import { checkIssueVerdict, lockReason, stateCode, type IssueFacts } from "./tax-machine.ts";
+import { issueVerdict, lockReason, stateCode, type IssueFacts } from "./tax-machine.ts";
 import type { Cmd, UkeyCos } from "./ukey.ts";
 
 /** Events one CONFIRM UPLOAD transaction settles (3 ops each, within MAX_TX_OPS). */
@@ -120,17 +120,17 @@ export class TaxCommands {
     return { ...c, lastOnlineAt: Math.max(c.lastOnlineAt, k.clock.nowSeconds()) };
   }
 
-  private writeArea(type: number, plain: Uint8Array, loadedBit: number, apply: () => void, extra: TxOp[] = []): Uint8Array {
+  private writeArea(type: number | undefined, plain: Uint8Array, loadedBit: number, apply: () => void, extra: TxOp[] = []): Uint8Array {
     const k = this.card;
     const counters = this.contactCounters();
-    const ops: TxOp[] = [k.put(type, 0, plain), k.put(RT.COUNTERS, 0, encodeCounters(counters)), ...extra];
+    const ops: TxOp[] = [...(type === undefined ? [] : [k.put(type, 0, plain)]), k.put(RT.COUNTERS, 0, encodeCounters(counters)), ...extra];
     const secrets = { ...k.data.secrets, loaded: k.data.secrets.loaded | loadedBit };
     if (secrets.loaded !== k.data.secrets.loaded) ops.push(k.put(RT.SECRETS, 0, encodeSecrets(secrets)));
     k.commit(ops, () => {
       k.data.secrets = secrets;
       k.data.counters = counters;
       apply();
-      k.refreshMachine();
+      k.invalidateMachine();
     });
     return EMPTY;
   }
@@ -163,8 +163,8 @@ export class TaxCommands {
     const incoming = decodeTable(PURCHASE_LAYOUT, c.data) as unknown as PurchaseRecord[];
     const merged = incoming.map((r) => this.mergePurchase(r));
     checkNoOverlap(merged);
-    const plain = encodeTable(PURCHASE_LAYOUT, merged as unknown as LayoutValues[]);
-    return this.writeArea(RT.PURCHASES, plain, Loaded.PURCHASES, () => (k.data.purchases = merged));
+    const slots = merged.map((p, i) => k.put(RT.PURCHASES, i, encodeLayout(PURCHASE_LAYOUT, p as unknown as LayoutValues)));
+    return this.writeArea(undefined, EMPTY, Loaded.PURCHASES, () => (k.data.purchases = merged), slots);
   }
 
   /** A batch the card already knows never moves its next number back. */
@@ -206,23 +206,22 @@ export class TaxCommands {
     const grand = invoiceGrandTotal(draft);
     const batchIndex = this.batchFor(draft.typeCode);
     const batch = batchIndex >= 0 ? (k.data.purchases?.[batchIndex] as PurchaseRecord) : undefined;
-    const clockOk = k.clock.state() === 1;
-    const now = clockOk ? k.clock.nowSeconds() : 0;
+    const now = k.secureNow();
+    const clockOk = now !== undefined;
     const tp = k.data.taxpayer;
     const facts: IssueFacts = {
-      now, clockOk, mode: draft.mode,
+      now: now ?? 0, clockOk, mode: draft.mode,
       taxpayerMatch: !!tp && tp.taxpayerId === draft.taxpayerId && tp.loginAccount === draft.loginAccount && tp.machineNumber === draft.machineNumber,
-      typeEnabled: !!type && type.status === SlotStatus.ENABLED && (!clockOkDateOutside(type, now, clockOk)),
+      typeEnabled: !!type && type.status === SlotStatus.ENABLED && !clockOkDateOutside(type, now ?? 0, clockOk),
       stockLeft: batch ? batch.startNumber + batch.count - batch.nextNumber : 0,
       batchCount: batch?.count ?? 0,
       grandTotal: grand,
       typeSingleLimit: type?.singleLimitFen ?? 0,
     };
     if (kind === InvoiceKind.RED) facts.red = { originalExists: !!original, creditAllowed: !!original && creditAllowed(original.stored, grand) };
-    const machine = k.refreshMachine();
-    const verdict = checkIssueVerdict(machine, facts);
+    const verdict = issueVerdict(k.taxContext(), facts);
     if (verdict !== 0) throw new TaxError(verdict);
-    return this.commitIssue(draft, batchIndex, now, grand, original);
+    return this.commitIssue(draft, batchIndex, now as number, grand, original);
   }
 
   /** The first active batch of this type with numbers left. */
@@ -244,7 +243,7 @@ export class TaxCommands {
     const eventSeq = c0.eventSeq + 1;
     const offline = draft.mode === IssueMode.OFFLINE;
     const counters: Counters = {
-      ...c0, invoiceSeq: seq, eventSeq, pendingCount: c0.pendingCount + 1, issuedTotal: c0.issuedTotal + 1, signCount: c0.signCount + 1,
+      ...c0, invoiceSeq: seq, eventSeq, pendingCount: c0.pendingCount + 1, issuedTotal: c0.issuedTotal + 1, signCount: c0.signCount + 1, lastEventAt: now,
       offlineCount: c0.offlineCount + (offline ? 1 : 0), offlineAmountFen: c0.offlineAmountFen + (offline ? grand : 0),
     };
     const next = batch.nextNumber + 1;
@@ -255,7 +254,7 @@ export class TaxCommands {
       k.put(RT.INVOICE, seq, encodeStored(stored)),
       k.put(RT.EVENT, eventSeq, encodeEvent({ kind: EventKind.ISSUE, at: now, invoiceSeq: seq, signature: EMPTY })),
       k.put(RT.COUNTERS, 0, encodeCounters(counters)),
-      k.put(RT.PURCHASES, 0, encodeTable(PURCHASE_LAYOUT, purchases as unknown as LayoutValues[])),
+      k.put(RT.PURCHASES, batchIndex, encodeLayout(PURCHASE_LAYOUT, purchases[batchIndex] as unknown as LayoutValues)),
     ];
     let credited: StoredInvoice | undefined;
     if (original) {
@@ -266,7 +265,7 @@ export class TaxCommands {
       k.data.counters = counters;
       k.data.purchases = purchases;
       this.index?.set(keyOf(invoice.invoiceCode, invoice.invoiceNumber), seq);
-      k.refreshMachine();
+      k.invalidateMachine();
     });
     return encodeIssued(issued);
   }
@@ -295,14 +294,14 @@ export class TaxCommands {
     const signature = k.signBytes(signedVoidBytes(key.code, key.number, now));
     const voided: StoredInvoice = { ...s, state: InvoiceState.VOIDED, voidedAt: now, uploaded: s.uploaded & ~Uploaded.VOID };
     const c0 = k.data.counters;
-    const counters: Counters = { ...c0, eventSeq: c0.eventSeq + 1, pendingCount: c0.pendingCount + 1, signCount: c0.signCount + 1 };
+    const counters: Counters = { ...c0, eventSeq: c0.eventSeq + 1, pendingCount: c0.pendingCount + 1, signCount: c0.signCount + 1, lastEventAt: now };
     k.commit([
       ...this.invoiceOps(found.seq, voided),
       k.put(RT.EVENT, counters.eventSeq, encodeEvent({ kind: EventKind.VOID, at: now, invoiceSeq: found.seq, signature })),
       k.put(RT.COUNTERS, 0, encodeCounters(counters)),
     ], () => {
       k.data.counters = counters;
-      k.refreshMachine();
+      k.invalidateMachine();
     });
     return encodeVoidReceipt({ voidedAt: now, signature });
   }
@@ -368,7 +367,7 @@ export class TaxCommands {
     const counters = { ...k.data.counters, signCount: k.data.counters.signCount + 1 };
     k.commit([k.put(RT.COUNTERS, 0, encodeCounters(counters))], () => {
       k.data.counters = counters;
-      k.refreshMachine();
+      k.invalidateMachine();
     });
     return encodeBatch(body, signature);
   }
@@ -413,7 +412,7 @@ export class TaxCommands {
     ops.push(k.put(RT.COUNTERS, 0, encodeCounters(counters)));
     k.commit(ops, () => {
       k.data.counters = counters;
-      k.refreshMachine();
+      k.invalidateMachine();
     });
     return new ByteWriter().u32(ids.length - take.length).finish();
   }

@@ -88,6 +88,16 @@ export const ISSUE_RULES: ReadonlyArray<readonly [string, (c: Ctx, f: Facts) => 
   ["key usage", (c) => c.counters.signCount >= c.signLimit, E.KEY_EXPIRED],
 ];
 
+/**
+ * The same verdict as the machine's CHECK_ISSUE transition, evaluated straight from
+ * ISSUE_RULES without building a snapshot: the issue path's fast lane. A property test
+ * holds the two equal.
+ */
+export function issueVerdict(c: Ctx, f: Facts): number {
+  for (const [, rule, code] of ISSUE_RULES) if (rule(c, f)) return code;
+  return 0;
+}
+
 /** Why offline issuing is blocked right now (LockReason), from the context alone. */
 export function lockReason(c: Ctx): number {
   if (!c.clockOk) return LockReason.CLOCK;

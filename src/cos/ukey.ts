@@ -23,7 +23,7 @@ import { StoreError, MAX_RECORD_BYTES, type RecordStore, type TxOp } from "../fl
 import { SecureClock, ClockState, type SecureClockOptions } from "../secure-clock/index.ts";
 import { CardMuteError, type SimCard } from "./card.ts";
 import { SwError, swOf, isPowerLoss } from "./errors.ts";
-import { MemorySecrets, Vault, DEVICE_SECRET_BYTES, type DeviceSecrets } from "./vault.ts";
+import { MemorySecrets, Vault, StoreSealed, DEVICE_SECRET_BYTES, type DeviceSecrets, type Sealer } from "./vault.ts";
 import {
   RT, LifeCycle, Loaded, REQUIRED_FOR_END, ZERO_COUNTERS, encodeSecrets, decodeSecrets, encodePins, decodePins, encodeCounters, decodeCounters,
   type Secrets, type Pins, type Counters,
@@ -38,6 +38,12 @@ export const ATR = (() => {
   for (const b of body.slice(1)) tck ^= b;
   return Uint8Array.from([...body, tck]);
 })();
+/**
+ * The secure clock's high-water mark is persisted with a transaction when the time source
+ * moved at least this far since the last checkpoint (not on every issue: it would double
+ * the critical writes). Invoice times cannot go back regardless: counters.lastEventAt.
+ */
+export const CLOCK_CHECKPOINT_INTERVAL_MS = 60_000;
 /** Largest total data a command chain may carry. */
 export const MAX_CHAIN_BYTES = EXTENDED_MAX_DATA;
 /** Largest certificate stored (leaves room for the seal). */
@@ -55,6 +61,12 @@ export interface UkeyOptions {
   driftPpm?: number;
   batteryLifeMs?: number;
   allowOutOfSpecClock?: boolean;
+  /**
+   * True when the store encrypts every record itself with a key derived from the device
+   * secret (FlashStore via createUkeyOnFlash): the COS then does not seal records again.
+   * Default false: records are sealed by the Vault (SM4-CTR + HMAC-SM3 tag).
+   */
+  storeEncrypts?: boolean;
   /** Called at powerOn after a power cut: a store that must be re-mounted returns the new one. */
   reopenStore?: () => RecordStore;
 }
@@ -88,7 +100,7 @@ export class UkeyCos implements SimCard {
   private readonly deviceSecrets: DeviceSecrets;
   private readonly rng: Rng;
   private readonly keyRng: Rng;
-  private vault!: Vault;
+  private vault!: Sealer;
   private powered = false;
   private muted = false;
   private broken: string | undefined;
@@ -103,6 +115,7 @@ export class UkeyCos implements SimCard {
   // persistent mirror
   data!: CardData;
   machine!: TaxSnapshot;
+  private machineStale = false;
   private readonly tax: TaxCommands;
 
   constructor(private readonly options: UkeyOptions) {
@@ -178,7 +191,7 @@ export class UkeyCos implements SimCard {
       secret = this.rng.fork("device-secret").bytes(DEVICE_SECRET_BYTES);
       this.deviceSecrets.write(secret);
     }
-    this.vault = new Vault(secret, this.rng.fork("nonces"));
+    this.vault = this.options.storeEncrypts ? new StoreSealed(secret) : new Vault(secret, this.rng.fork("nonces"));
   }
 
   /** A blank store gets the factory records: transport key, no PINs, zero counters. */
@@ -220,13 +233,14 @@ export class UkeyCos implements SimCard {
       const b = this.read(t, 0);
       return b ? f(b) : undefined;
     };
+    const secrets = decodeSecrets(need(RT.SECRETS));
     this.data = {
-      secrets: decodeSecrets(need(RT.SECRETS)),
+      secrets,
       pins: decodePins(need(RT.PINS)),
       counters: decodeCounters(need(RT.COUNTERS)),
       taxpayer: opt(RT.TAXPAYER, (b) => decodeLayout(TAXPAYER_LAYOUT, b) as unknown as TaxpayerInfo),
       types: opt(RT.INVOICE_TYPES, (b) => decodeTable(INVOICE_TYPE_LAYOUT, b) as unknown as InvoiceTypeEntry[]),
-      purchases: opt(RT.PURCHASES, (b) => decodeTable(PURCHASE_LAYOUT, b) as unknown as PurchaseRecord[]),
+      purchases: secrets.loaded & Loaded.PURCHASES ? this.loadPurchases() : undefined,
       limits: opt(RT.LIMITS, (b) => decodeLayout(LIMITS_LAYOUT, b) as unknown as OfflineLimits),
       certs: Array.from({ length: CERT_SLOTS }, (_, i) => this.read(RT.CERTS, i)),
     };
@@ -234,13 +248,31 @@ export class UkeyCos implements SimCard {
     this.tax.reset();
   }
 
+  private loadPurchases(): PurchaseRecord[] {
+    return Array.from({ length: PURCHASE_LAYOUT.records }, (_, i) => {
+      const b = this.read(RT.PURCHASES, i);
+      if (!b) throw new SwError(SW.MEMORY_FAILURE, `purchase slot ${i} missing`);
+      return decodeLayout(PURCHASE_LAYOUT, b) as unknown as PurchaseRecord;
+    });
+  }
+
+  /**
+   * Secure time in seconds, or undefined when the clock is invalid: not running, or behind
+   * the last issue/void (a rolled-back time source across a power cycle).
+   */
+  secureNow(): number | undefined {
+    if (this.clock.state() !== ClockState.RUNNING) return undefined;
+    const now = this.clock.nowSeconds();
+    return now >= this.data.counters.lastEventAt ? now : undefined;
+  }
+
   /** The machine's view of the persistent state, at the secure clock's time now. */
   taxContext(): TaxContext {
     const d = this.data;
-    const clockOk = this.clock.state() === ClockState.RUNNING;
+    const now = this.secureNow();
     return {
-      now: clockOk ? this.clock.nowSeconds() : 0,
-      clockOk,
+      now: now ?? 0,
+      clockOk: now !== undefined,
       limits: d.limits ?? { offlineAllowed: 0, validDays: 0, validUntil: 0, maxOfflineCount: 0, maxOfflineAmountFen: 0, maxOfflineRatioPermille: 0, singleLimitFen: 0 },
       counters: d.counters,
       certPresent: d.certs[0] !== undefined,
@@ -251,8 +283,14 @@ export class UkeyCos implements SimCard {
     };
   }
 
+  /** After a commit: the machine re-derives its state when next asked (keeps xstate off the issue path). */
+  invalidateMachine(): void {
+    this.machineStale = true;
+  }
+
   /** Re-derive the machine state from the persistent state (after a commit or as time passes). */
   refreshMachine(): TaxSnapshot {
+    this.machineStale = false;
     const { verdict: _v, ...ctx } = this.taxContext();
     this.machine = sendTax(this.machine, { type: "UPDATE", ctx });
     return this.machine;
@@ -263,7 +301,7 @@ export class UkeyCos implements SimCard {
    * RAM in step. Store errors become status words; a power cut makes the card mute.
    */
   commit(ops: TxOp[], apply: () => void): void {
-    const cp = this.clock.checkpointOp();
+    const cp = this.clock.checkpointOp(CLOCK_CHECKPOINT_INTERVAL_MS);
     const all = cp ? [...ops, cp.op] : ops;
     try {
       this.store.commit(all);
@@ -437,8 +475,9 @@ export class UkeyCos implements SimCard {
   }
   /** Secure time in seconds, or TaxError CLOCK_INVALID. */
   now(): number {
-    if (this.clock.state() !== ClockState.RUNNING) throw new TaxError(E.CLOCK_INVALID);
-    return this.clock.nowSeconds();
+    const now = this.secureNow();
+    if (now === undefined) throw new TaxError(E.CLOCK_INVALID);
+    return now;
   }
   nextRandom(n: number): Uint8Array {
     return this.rng.bytes(n);
@@ -573,7 +612,7 @@ export class UkeyCos implements SimCard {
     this.commit([this.put(RT.SECRETS, 0, encodeSecrets(s)), this.put(RT.COUNTERS, 0, encodeCounters(counters))], () => {
       this.data.secrets = s;
       this.data.counters = counters;
-      this.refreshMachine();
+      this.invalidateMachine();
     });
     return pair.publicKey.slice();
   }
@@ -593,7 +632,7 @@ export class UkeyCos implements SimCard {
     const counters = { ...this.data.counters, signCount: this.data.counters.signCount + 1 };
     this.commit([this.put(RT.COUNTERS, 0, encodeCounters(counters))], () => {
       this.data.counters = counters;
-      this.refreshMachine();
+      this.invalidateMachine();
     });
     return signature;
   }
@@ -606,7 +645,7 @@ export class UkeyCos implements SimCard {
     const der = c.data.slice();
     this.commit([this.put(RT.CERTS, slot, der)], () => {
       this.data.certs[slot] = der;
-      this.refreshMachine();
+      this.invalidateMachine();
     });
     return new Uint8Array(0);
   }

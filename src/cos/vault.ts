@@ -32,7 +32,31 @@ export class MemorySecrets implements DeviceSecrets {
   }
 }
 
-export class Vault {
+/** How the COS seals records: the Vault, or the identity when the store encrypts by itself. */
+export interface Sealer {
+  readonly pinKey: Uint8Array;
+  seal(type: number, id: number, plain: Uint8Array): Uint8Array;
+  open(type: number, id: number, sealed: Uint8Array): Uint8Array | undefined;
+}
+
+/**
+ * No sealing of its own: for a store that already encrypts every record with a key from
+ * the device secret (FlashStore, see flash-ukey.ts). The PIN-hash key still comes from it.
+ */
+export class StoreSealed implements Sealer {
+  readonly pinKey: Uint8Array;
+  constructor(deviceSecret: Uint8Array) {
+    this.pinKey = hmacSm3(deviceSecret, new TextEncoder().encode("ukey-pin"));
+  }
+  seal(_type: number, _id: number, plain: Uint8Array): Uint8Array {
+    return plain;
+  }
+  open(_type: number, _id: number, sealed: Uint8Array): Uint8Array {
+    return sealed;
+  }
+}
+
+export class Vault implements Sealer {
   private readonly enc: Uint8Array;
   private readonly mac: Uint8Array;
   /** Key of the PIN hashes (HMAC-SM3), also derived from the device secret. */

@@ -76,13 +76,22 @@ export class SecureClock {
   readonly batteryLifeMs: number;
   private readonly seal: RecordSeal;
 
-  constructor(private readonly o: SecureClockOptions) {
+  private readonly o: SecureClockOptions;
+  constructor(options: SecureClockOptions) {
+    this.o = { ...options };
+    const o = this.o;
     this.driftPpm = o.driftPpm ?? 0;
     this.batteryLifeMs = o.batteryLifeMs ?? DEFAULT_BATTERY_LIFE_MS;
     this.seal = o.seal ?? PLAIN_SEAL;
     if (!Number.isFinite(this.driftPpm)) throw new RangeError("driftPpm must be finite");
     if (!o.allowOutOfSpec && Math.abs(this.driftPpm) > MAX_DRIFT_PPM) throw new RangeError(`drift ${this.driftPpm} ppm is outside the spec (|drift| <= ${MAX_DRIFT_PPM.toFixed(2)} ppm = 3 s/day)`);
     if (!o.allowOutOfSpec && !(this.batteryLifeMs >= MIN_BATTERY_LIFE_MS)) throw new RangeError("battery life must be at least 3 years");
+    this.reload();
+  }
+
+  /** Switch to a re-mounted store (after a power cut) and re-read the anchor. */
+  useStore(store: RecordStore): void {
+    this.o.store = store;
     this.reload();
   }
 
@@ -145,12 +154,14 @@ export class SecureClock {
 
   /**
    * The op recording the current source time as the high-water mark; the COS adds it to
-   * every transaction so a power cycle cannot move the clock back. Undefined when unset.
+   * its transactions so a power cycle cannot move the clock back. Undefined when unset, or
+   * when the mark moved less than `minAdvanceMs` since the persisted one.
    */
-  checkpointOp(): { op: TxOp; anchor: Uint8Array } | undefined {
+  checkpointOp(minAdvanceMs = 0): { op: TxOp; anchor: Uint8Array } | undefined {
     const a = this.anchor;
     if (!a) return undefined;
     const hw = Math.max(a.highWaterMs, this.seenMs, this.o.source.now());
+    if (hw - a.highWaterMs < minAdvanceMs || (minAdvanceMs > 0 && hw === a.highWaterMs)) return undefined;
     const anchor = encodeAnchor({ ...a, highWaterMs: hw });
     return { op: this.putOp(anchor), anchor };
   }

@@ -172,10 +172,10 @@ export function encodeLayout(l: Layout, values: LayoutValues): Uint8Array {
     const n = v === undefined ? 0 : Number(v);
     const max = f.encoding === "u64" ? Number.MAX_SAFE_INTEGER : 2 ** (8 * f.length) - 1;
     if (!Number.isSafeInteger(n) || n < 0 || n > max) throw new RangeError(`${l.id}.${f.name}: ${v} is not 0..${max}`);
-    let x = BigInt(n);
+    let x = n;
     for (let i = f.length - 1; i >= 0; i--) {
-      out[f.offset + i] = Number(x & 0xffn);
-      x >>= 8n;
+      out[f.offset + i] = x % 256;
+      x = Math.floor(x / 256);
     }
   }
   return out;
@@ -200,10 +200,10 @@ export function decodeLayout(l: Layout, b: Uint8Array): LayoutValues {
       if (!/^[\x20-\x7e]*$/.test(text)) throw new RangeError(`${l.id}.${f.name}: not ASCII`);
       out[f.name] = text;
     } else {
-      let x = 0n;
-      for (const byte of s) x = (x << 8n) | BigInt(byte);
-      if (x > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`${l.id}.${f.name}: value beyond 2^53`);
-      out[f.name] = Number(x);
+      let x = 0;
+      for (const byte of s) x = x * 256 + byte;
+      if (!Number.isSafeInteger(x)) throw new RangeError(`${l.id}.${f.name}: value beyond 2^53`);
+      out[f.name] = x;
     }
   }
   return out;

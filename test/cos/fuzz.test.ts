@@ -47,7 +47,8 @@ describe("random and mutated APDUs (fast-check)", () => {
       m[i] = (m[i] as number) ^ x;
       const seqBefore = r.card.data.counters.invoiceSeq;
       const sw = probe(r, store, m);
-      if (sw === 0x9000 && !sm) expect(r.card.data.counters.invoiceSeq).toBe(seqBefore + 1);
+      // a mutated CLA or INS may make another valid command (e.g. SIGN, or a chained part)
+      if (sw === 0x9000 && !sm && i > 1) expect(r.card.data.counters.invoiceSeq).toBe(seqBefore + 1);
     }), { numRuns: RUNS });
   });
 });
