@@ -1,6 +1,7 @@
 import type { Command } from "commander";
+import { registerServe } from "./serve.ts";
 
 /** One line per command file; keep it sorted. */
 export function registerCommands(program: Command): void {
-  void program;
+  registerServe(program);
 }
