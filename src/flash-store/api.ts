@@ -57,7 +57,9 @@ export type StoreErrorCode =
   | "POWER_LOST"
   | "BAD_IMAGE"
   | "BAD_GEOMETRY"
-  | "WRONG_KEY";
+  | "WRONG_KEY"
+  /** The store was mounted read-only (inspect): commit is refused. */
+  | "READ_ONLY";
 
 /** Every failure the store reports carries a code, so callers map it to a status word. */
 export class StoreError extends Error {

@@ -84,6 +84,20 @@ export class ModelStore implements RecordStore {
     };
   }
 
+  /**
+   * Deletes the `count` reclaimable records marked longest ago, counting them as reclaimed:
+   * what a real store's rollover did when its capacity (not modelled here) ran out.
+   */
+  reclaimOldest(count: number): void {
+    const oldestFirst = [...this.reclaimable.entries()].sort((a, b) => a[1] - b[1]);
+    if (count > oldestFirst.length) throw new RangeError(`only ${oldestFirst.length} reclaimable records, asked to reclaim ${count}`);
+    for (const [k] of oldestFirst.slice(0, count)) {
+      this.records.delete(k);
+      this.reclaimable.delete(k);
+      this.reclaimed++;
+    }
+  }
+
   /** A deep copy: the model "before" an interrupted transaction. */
   clone(): ModelStore {
     const copy = new ModelStore(this.capacityBytes);

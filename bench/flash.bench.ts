@@ -1,0 +1,136 @@
+/**
+ * Flash store benchmarks (issue 2). Run: npm run bench -- --filter flash
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { BenchModule, Metric } from "./harness.ts";
+import { median } from "./harness.ts";
+import { FlashStore, NandChip, openImage, runCutCampaign, saveImage, SMALL_GEOMETRY, StoreError, type TxOp } from "../src/flash-store/index.ts";
+import { Rng } from "../src/sim/index.ts";
+
+const KEY = new Uint8Array(16).fill(0x42);
+const INVOICE_BYTES = 400;
+const INVOICE_TYPE = 0x50;
+const MOUNT_SAMPLES = 5;
+const TX_SAMPLE_MS = 3000;
+const TINY = { pageBytes: 512, spareBytes: 16, pagesPerBlock: 8, blocks: 16 };
+
+/** Fills a default 128 MiB device with invoice-sized records until the store reports full. */
+function fullDevice(): { chip: NandChip; records: number } {
+  const chip = NandChip.memory();
+  const store = FlashStore.format(chip, { key: KEY });
+  const rng = new Rng(1);
+  const value = rng.bytes(INVOICE_BYTES);
+  let id = 0;
+  for (;;) {
+    const ops: TxOp[] = [];
+    for (let i = 0; i < 64; i++) ops.push({ kind: "put", type: INVOICE_TYPE, id: id + i, value });
+    try {
+      store.commit(ops);
+    } catch (error) {
+      if (error instanceof StoreError && error.code === "STORAGE_FULL") break;
+      throw error;
+    }
+    id += ops.length;
+  }
+  return { chip, records: store.stats().records };
+}
+
+function timeMounts(make: () => NandChip): number {
+  const samples: number[] = [];
+  for (let i = 0; i < MOUNT_SAMPLES; i++) {
+    const chip = make();
+    const t0 = performance.now();
+    FlashStore.mount(chip, { key: KEY });
+    samples.push(performance.now() - t0);
+  }
+  return median(samples);
+}
+
+function cutPointsPerSecond(): { rate: number; cuts: number } {
+  const rng = new Rng(7);
+  const transactions: TxOp[][] = [];
+  for (let i = 0; i < 300; i++) {
+    const id = rng.int(6);
+    const r = rng.int(10);
+    if (r < 7) transactions.push([{ kind: "put", type: rng.pick([0x10, INVOICE_TYPE]), id, value: rng.bytes(rng.int(200)) }]);
+    else if (r < 9) transactions.push([{ kind: "reclaimable", type: INVOICE_TYPE, id }]);
+    else transactions.push([{ kind: "delete", type: INVOICE_TYPE, id }]);
+  }
+  runCutCampaign({ name: "warmup", setup: [], transactions: transactions.slice(0, 50) }, { geometry: TINY, key: KEY, seed: 1 });
+  const t0 = performance.now();
+  const result = runCutCampaign({ name: "bench", setup: [], transactions }, { geometry: TINY, key: KEY, seed: 7 });
+  const seconds = (performance.now() - t0) / 1000;
+  if (result.failures.length) throw new Error(`cut campaign failed: ${result.failures[0]?.replay} ${result.failures[0]?.reason}`);
+  return { rate: result.cutPoints / seconds, cuts: result.cutPoints };
+}
+
+function sustainedTransactions(): { txPerS: number; writeAmp: number } {
+  const chip = NandChip.memory();
+  const store = FlashStore.format(chip, { key: KEY });
+  const rng = new Rng(3);
+  let id = 0;
+  const invoice = () => [{ kind: "put", type: INVOICE_TYPE, id: id, value: rng.bytes(INVOICE_BYTES) }, ...(id > 0 ? [{ kind: "reclaimable", type: INVOICE_TYPE, id: id - 1 } as TxOp] : [])] as TxOp[];
+  for (let i = 0; i < 2000; i++, id++) store.commit(invoice()); // warm up
+  const bytes0 = chip.counters.bytesProgrammed;
+  let payload = 0;
+  let count = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < TX_SAMPLE_MS) {
+    store.commit(invoice());
+    id++;
+    payload += INVOICE_BYTES;
+    count++;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  return { txPerS: count / seconds, writeAmp: (chip.counters.bytesProgrammed - bytes0) / payload };
+}
+
+function wearRatio(): { ratio: number; mean: number } {
+  const chip = NandChip.memory({ geometry: SMALL_GEOMETRY });
+  const store = FlashStore.format(chip, { key: KEY });
+  for (let id = 0; id < 60; id++) store.commit([{ kind: "put", type: 0x51, id, value: new Rng(id).bytes(300) }]);
+  const rng = new Rng(9);
+  for (let i = 0; i < 30_000; i++) store.commit([{ kind: "put", type: INVOICE_TYPE, id: rng.int(8), value: rng.bytes(INVOICE_BYTES) }]);
+  const s = store.flashStats();
+  return { ratio: s.eraseMax / s.eraseMean, mean: s.eraseMean };
+}
+
+function rssOf1000(): { rss: number; baseline: number } {
+  const out = execFileSync(process.execPath, ["--expose-gc", "--import", "tsx", join(import.meta.dirname, "flash-rss-child.ts"), "1000"], { encoding: "utf8" });
+  const parsed = JSON.parse(out.trim().split("\n").pop() as string) as { rssMiB: number; baselineMiB: number };
+  return { rss: parsed.rssMiB, baseline: parsed.baselineMiB };
+}
+
+const bench: BenchModule = {
+  ids: ["flash.mount_ms.memory", "flash.mount_ms.file", "flash.cut_points_per_s", "flash.tx_per_s", "flash.write_amplification", "flash.rss_mib_1000_devices", "flash.wear_max_over_mean"],
+  async run() {
+    const out: Record<string, Metric> = {};
+    const full = fullDevice();
+    const snap = full.chip.snapshot();
+    const memMs = timeMounts(() => NandChip.fromSnapshot(snap));
+    out["flash.mount_ms.memory"] = { value: Number(memMs.toFixed(1)), unit: "ms", goal: "<= 50", note: `full 128 MiB device, ${full.records} records of ${INVOICE_BYTES} B, median of ${MOUNT_SAMPLES}` };
+    const dir = mkdtempSync(join(tmpdir(), "ukeysim-bench-"));
+    try {
+      const path = join(dir, "full.img");
+      saveImage(full.chip, path);
+      const fileMs = timeMounts(() => openImage(path));
+      out["flash.mount_ms.file"] = { value: Number(fileMs.toFixed(1)), unit: "ms", goal: "<= 50", note: "same device as a file image (page cache warm)" };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const cuts = cutPointsPerSecond();
+    out["flash.cut_points_per_s"] = { value: Math.round(cuts.rate), unit: "cuts/s", goal: ">= 20000", note: `${cuts.cuts} cuts: fork, tear, remount, full compare; 16x8x512 B chip` };
+    const tx = sustainedTransactions();
+    out["flash.tx_per_s"] = { value: Math.round(tx.txPerS), unit: "tx/s", note: `1 invoice (${INVOICE_BYTES} B) + 1 mark per tx, 128 MiB memory device` };
+    out["flash.write_amplification"] = { value: Number(tx.writeAmp.toFixed(2)), unit: "B/B", note: "flash bytes programmed (data+spare) per payload byte" };
+    const rss = rssOf1000();
+    out["flash.rss_mib_1000_devices"] = { value: Math.round(rss.rss), unit: "MiB", goal: "<= 256", note: `1000 formatted empty 128 MiB devices, child process total RSS (node baseline ${Math.round(rss.baseline)} MiB)` };
+    const wear = wearRatio();
+    out["flash.wear_max_over_mean"] = { value: Number(wear.ratio.toFixed(3)), unit: "ratio", goal: "<= 1.5", note: `30k hot rewrites + cold data, 32-block chip, mean ${wear.mean.toFixed(0)} erases` };
+    return out;
+  },
+};
+export default bench;

@@ -1,0 +1,168 @@
+/**
+ * Power-cut campaigns (littlefs style): run a scenario once on a chip and, at every
+ * mutating flash operation k, fork the chip, tear operation k on the fork, remount the store
+ * on it and check that it equals the model either before or after the transaction that was
+ * being committed. The printed replay id is `seed=S scenario=NAME cut=K` (K = op index).
+ */
+import { Rng } from "../sim/index.ts";
+import { StoreError, type RecordStore, type TxOp } from "./api.ts";
+import type { Geometry } from "./geometry.ts";
+import { ModelStore } from "./model.ts";
+import { NandChip, tearOperationOnFork, type NandOp } from "./nand.ts";
+import { DecryptCache, FlashStore } from "./store.ts";
+
+export interface CutScenario {
+  name: string;
+  /** Transactions committed before the campaign starts (not cut). */
+  setup: readonly (readonly TxOp[])[];
+  /** Transactions during which every mutating operation is cut once. */
+  transactions: readonly (readonly TxOp[])[];
+}
+
+export interface CutFailure {
+  cut: number;
+  tx: number;
+  replay: string;
+  reason: string;
+}
+
+export interface CampaignOptions {
+  geometry: Geometry;
+  key: Uint8Array;
+  seed: number;
+  /** After remounting a torn fork, also commit one more transaction and check it survives a remount. */
+  resume?: boolean;
+  /** Only cut operations with these indices (replay); default every mutating operation. */
+  only?: ReadonlySet<number>;
+  /** Stop after this many cut points (sharding / time budget). */
+  maxCuts?: number;
+}
+
+export interface CampaignResult {
+  cutPoints: number;
+  failures: CutFailure[];
+  /** Operations the scenario ran in total (reads included). */
+  operations: number;
+}
+
+/** Every (type, id) a list of transactions touches. */
+export function keysOf(txs: readonly (readonly TxOp[])[]): { type: number; id: number }[] {
+  const seen = new Map<string, { type: number; id: number }>();
+  for (const tx of txs) for (const op of tx) seen.set(`${op.type}/${op.id}`, { type: op.type, id: op.id });
+  return [...seen.values()];
+}
+
+/** Null when `store` shows exactly what `model` holds for `keys` (values, marks, record count); else what differs. */
+export function diffStores(store: RecordStore, model: ModelStore, keys: readonly { type: number; id: number }[]): string | null {
+  for (const { type, id } of keys) {
+    const a = store.get(type, id);
+    const b = model.get(type, id);
+    if ((a === undefined) !== (b === undefined)) return `${type}/${id}: ${a === undefined ? "missing" : "present"} but model says ${b === undefined ? "missing" : "present"}`;
+    if (a && b && !bytesEqual(a, b)) return `${type}/${id}: value differs`;
+    if (store.isReclaimable(type, id) !== model.isReclaimable(type, id)) return `${type}/${id}: reclaimable flag differs`;
+  }
+  const sa = store.stats();
+  const sb = model.stats();
+  if (sa.records !== sb.records) return `record count ${sa.records} != model ${sb.records}`;
+  if (sa.reclaimedRecords !== sb.reclaimedRecords) return `reclaimed count ${sa.reclaimedRecords} != model ${sb.reclaimedRecords}`;
+  return null;
+}
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export function replayId(seed: number, scenario: string, cut: number): string {
+  return `replay: seed=${seed} scenario=${scenario} cut=${cut}`;
+}
+
+/** Runs the exhaustive single-cut campaign of one scenario. */
+export function runCutCampaign(scenario: CutScenario, options: CampaignOptions): CampaignResult {
+  const chip = NandChip.memory({ geometry: options.geometry });
+  const cache = new DecryptCache();
+  const store = FlashStore.format(chip, { key: options.key, cache });
+  const model = new ModelStore();
+  for (const tx of scenario.setup) {
+    store.commit(tx);
+    model.commit(tx);
+  }
+  const keys = keysOf([...scenario.setup, ...scenario.transactions]);
+  const rng = new Rng(options.seed);
+  const failures: CutFailure[] = [];
+  let cutPoints = 0;
+  let txIndex = 0;
+  let before = model.clone();
+  let after = model.clone();
+  const maxCuts = options.maxCuts ?? Number.POSITIVE_INFINITY;
+  const check = (k: number, op: NandOp) => {
+    if (op.kind === "read" || cutPoints >= maxCuts) return;
+    if (options.only && !options.only.has(k)) return;
+    cutPoints++;
+    const torn = tearOperationOnFork(chip, op, new Rng(options.seed, k));
+    const reason = checkTorn(torn, options, cache, before, after, keys, rng);
+    if (reason) failures.push({ cut: k, tx: txIndex, replay: replayId(options.seed, scenario.name, k), reason });
+  };
+  chip.setObserver(check);
+  for (const tx of scenario.transactions) {
+    before = model.clone();
+    after = model.clone();
+    after.commit(tx);
+    const reclaimedBefore = store.stats().reclaimedRecords;
+    try {
+      store.commit(tx);
+      model.commit(tx);
+      const rolled = store.stats().reclaimedRecords - reclaimedBefore;
+      if (rolled > 0) model.reclaimOldest(rolled);
+    } catch (error) {
+      // The store refused the transaction (full): it changed nothing, nor does the model.
+      if (!(error instanceof StoreError && error.code === "STORAGE_FULL")) throw error;
+    }
+    txIndex++;
+  }
+  chip.setObserver(null);
+  return { cutPoints, failures, operations: chip.opCount };
+}
+
+function checkTorn(torn: NandChip, options: CampaignOptions, cache: DecryptCache, before: ModelStore, after: ModelStore, keys: readonly { type: number; id: number }[], rng: Rng): string | null {
+  let mounted: FlashStore;
+  try {
+    mounted = FlashStore.mount(torn, { key: options.key, cache });
+  } catch (error) {
+    return `mount failed: ${error instanceof Error ? error.message : String(error)}`;
+  }
+  let matched: ModelStore;
+  try {
+    const d1 = diffStores(mounted, before, keys);
+    if (d1 === null) matched = before;
+    else {
+      // "after" may include rollover: the store says how many records it reclaimed.
+      const rolled = mounted.stats().reclaimedRecords - after.stats().reclaimedRecords;
+      const afterRolled = after.clone();
+      if (rolled > 0 && rolled <= afterRolled.stats().reclaimableRecords) afterRolled.reclaimOldest(rolled);
+      const d2 = diffStores(mounted, afterRolled, keys);
+      if (d2 !== null) return `neither before (${d1}) nor after (${d2})`;
+      matched = afterRolled;
+    }
+  } catch (error) {
+    return `read failed: ${error instanceof Error ? error.message : String(error)}`;
+  }
+  if (!options.resume) return null;
+  try {
+    const model = matched.clone();
+    const k = keys[rng.int(keys.length)] ?? { type: 0x50, id: 0 };
+    const tx: TxOp[] = [{ kind: "put", type: k.type, id: k.id, value: rng.bytes(rng.int(200)) }];
+    const reclaimedBefore = mounted.stats().reclaimedRecords;
+    mounted.commit(tx);
+    model.commit(tx);
+    const rolled = mounted.stats().reclaimedRecords - reclaimedBefore;
+    if (rolled > 0) model.reclaimOldest(rolled);
+    const again = FlashStore.mount(torn, { key: options.key, cache });
+    const d = diffStores(again, model, keys);
+    return d === null ? null : `after resume: ${d}`;
+  } catch (error) {
+    if (error instanceof StoreError && error.code === "STORAGE_FULL") return null;
+    return `resume failed: ${error instanceof Error ? error.message : String(error)}`;
+  }
+}

@@ -1,0 +1,148 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeSync, closeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { createImage, FlashStore, openImage, SMALL_GEOMETRY, StoreError, TINY_FOR_TESTS, type StoreErrorCode } from "./file-helpers.ts";
+import { Rng } from "../../src/sim/index.ts";
+import { invoiceValue, WRITER_KEY } from "./fixtures/writer-shared.ts";
+import { KEY } from "./helpers.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "ukeysim-flash-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function expectCode(fn: () => unknown, code: StoreErrorCode, pattern?: RegExp): void {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(StoreError);
+    expect((error as StoreError).code).toBe(code);
+    if (pattern) expect((error as StoreError).message).toMatch(pattern);
+    return;
+  }
+  throw new Error(`expected StoreError ${code}`);
+}
+
+describe("file image", () => {
+  it("persists a store across close and reopen, with the secure area", () => {
+    const path = join(dir, "persist.img");
+    const chip = createImage(path, { geometry: TINY_FOR_TESTS });
+    const store = FlashStore.format(chip, { key: KEY });
+    store.commit([{ kind: "put", type: 0x50, id: 1, value: new Uint8Array([1, 2, 3]) }]);
+    chip.writeSecureArea(10, new Uint8Array([9, 9, 9]));
+    chip.close();
+    const again = openImage(path);
+    expect(FlashStore.mount(again, { key: KEY }).get(0x50, 1)).toEqual(new Uint8Array([1, 2, 3]));
+    expect(again.readSecureArea().subarray(10, 13)).toEqual(new Uint8Array([9, 9, 9]));
+    expect(() => again.writeSecureArea(4095, new Uint8Array(2))).toThrow(RangeError);
+    again.close();
+  });
+
+  it("an empty 128 MiB image is sparse on disk", () => {
+    const path = join(dir, "big.img");
+    const chip = createImage(path);
+    FlashStore.format(chip, { key: KEY });
+    chip.close();
+    const st = statSync(path);
+    expect(st.size).toBeGreaterThan(128 * 2 ** 20);
+    expect(st.blocks * 512).toBeLessThan(4 * 2 ** 20);
+  });
+
+  it("rejects bad images with clear errors", () => {
+    const good = join(dir, "good.img");
+    createImage(good, { geometry: TINY_FOR_TESTS }).close();
+    const bytes = readFileSync(good);
+    const variant = (name: string, mutate: (b: Buffer) => Buffer) => {
+      const p = join(dir, name);
+      const fd = openSync(p, "w");
+      writeSync(fd, mutate(Buffer.from(bytes)));
+      closeSync(fd);
+      return p;
+    };
+    expectCode(() => openImage(variant("magic.img", (b) => { b[0] = 0x41; return b; })), "BAD_IMAGE", /magic/);
+    expectCode(() => openImage(variant("crc.img", (b) => { b[13] = b[13]! ^ 1; return b; })), "BAD_IMAGE", /CRC/);
+    expectCode(() => openImage(variant("short.img", (b) => b.subarray(0, 30))), "BAD_IMAGE", /truncated/);
+    const cut = variant("cut.img", (b) => b);
+    truncateSync(cut, bytes.length - 100);
+    expectCode(() => openImage(cut), "BAD_IMAGE", /truncated or padded/);
+    expectCode(() => openImage(good, { geometry: SMALL_GEOMETRY }), "BAD_GEOMETRY", /expected/);
+    expectCode(() => openImage(join(dir, "missing.img")), "BAD_IMAGE", /does not exist/);
+    expectCode(() => createImage(good), "BAD_IMAGE", /exists/);
+    expectCode(() => FlashStore.mount(openImage(good), { key: KEY }), "BAD_IMAGE", /not formatted/);
+  });
+
+  it("survives random garbage in the data area without crashing", () => {
+    const path = join(dir, "garbage.img");
+    const chip = createImage(path, { geometry: TINY_FOR_TESTS });
+    const store = FlashStore.format(chip, { key: KEY });
+    for (let i = 0; i < 30; i++) store.commit([{ kind: "put", type: 0x50, id: i, value: new Rng(i).bytes(200) }]);
+    chip.close();
+    const size = statSync(path).size;
+    const rng = new Rng(99);
+    const fd = openSync(path, "r+");
+    for (let i = 0; i < 200; i++) writeSync(fd, rng.bytes(8), 0, 8, 12288 + rng.int(size - 12288 - 8));
+    closeSync(fd);
+    const again = openImage(path);
+    try {
+      const s = FlashStore.mount(again, { key: KEY });
+      for (let i = 0; i < 30; i++) {
+        try {
+          s.get(0x50, i);
+        } catch (error) {
+          expect(error).toBeInstanceOf(StoreError);
+        }
+      }
+    } catch (error) {
+      expect(error).toBeInstanceOf(StoreError);
+    }
+    again.close();
+  });
+});
+
+describe("SIGKILL of a writer process", () => {
+  const KILLS = process.env.UKEYSIM_LONG ? 60 : 12;
+  const writer = join(import.meta.dirname, "fixtures", "writer.ts");
+
+  function runUntilKilled(path: string, afterMs: number): Promise<{ lastDone: number; ready: number }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, ["--import", "tsx", writer, path], { stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      let err = "";
+      let killed = false;
+      child.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+        if (!killed && out.includes("READY")) {
+          killed = true;
+          setTimeout(() => child.kill("SIGKILL"), afterMs);
+        }
+      });
+      child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+      child.on("exit", (code, signal) => {
+        if (signal !== "SIGKILL") return reject(new Error(`writer exited ${code}: ${err}`));
+        const ready = Number(/READY (\d+)/.exec(out)?.[1] ?? NaN);
+        const dones = [...out.matchAll(/DONE (\d+)/g)].map((m) => Number(m[1]));
+        resolve({ lastDone: dones.length ? dones[dones.length - 1]! : ready - 1, ready });
+      });
+    });
+  }
+
+  it(`keeps every committed transaction and no torn one across ${KILLS} kills`, async () => {
+    const path = join(dir, "killed.img");
+    const rng = new Rng(2026);
+    let total = 0;
+    for (let k = 0; k < KILLS; k++) {
+      const { lastDone, ready } = await runUntilKilled(path, rng.range(20, 300));
+      const chip = openImage(path);
+      const store = FlashStore.mount(chip, { key: WRITER_KEY });
+      const c = store.get(0x10, 0);
+      const n = c ? new DataView(c.buffer, c.byteOffset).getUint32(0) : 0;
+      expect(n, `kill ${k}: counter ${n}, last logged commit ${lastDone}`).toBeGreaterThanOrEqual(lastDone);
+      expect(n).toBeLessThanOrEqual(lastDone + 1);
+      expect(n).toBeGreaterThanOrEqual(ready - 1);
+      for (let i = Math.max(1, n - 49); i <= n; i++) expect(store.get(0x50, i % 50)).toEqual(invoiceValue(i));
+      chip.close();
+      total = n;
+    }
+    expect(total).toBeGreaterThan(KILLS);
+  }, 120_000);
+});
