@@ -4,6 +4,7 @@ import { registerBureau } from "./bureau.ts";
 import { registerFlashDemo } from "./flash-demo.ts";
 import { registerInspect } from "./inspect.ts";
 import { registerPersonalize } from "./personalize.ts";
+import { registerServe } from "./serve.ts";
 
 /**
  * Every command of the CLI. One import and one entry per command file, each on its own
@@ -15,6 +16,7 @@ const COMMANDS: readonly ((program: Command) => void)[] = [
   registerFlashDemo,
   registerInspect,
   registerPersonalize,
+  registerServe,
 ];
 
 export function registerCommands(program: Command): void {
