@@ -139,7 +139,7 @@ function routes(options: HandlerOptions): Map<string, Handler> {
       if (format === "der") return { status: 200, raw: { contentType: "application/pkix-crl", body: crl.der } };
       throw new BureauError(400, "BAD_REQUEST", "format must be der or pem");
     }],
-    ["GET /sync", (r) => ok(service.sync(r.query.get("taxpayerId") ?? "", r.query.get("deviceSerial") ?? ""))],
+    ["GET /sync", (r) => ok(service.sync(r.query.get("taxpayerId") ?? "", r.query.get("deviceSerial") ?? "", r.query.get("challenge") ?? undefined))],
     ["POST /upload", async (r) => ok(service.upload(await r.body()))],
     ["POST /admin/taxpayers", async (r) => ok(service.registerTaxpayer(await r.body()))],
     ["POST /admin/devices", async (r) => ok(service.registerDevice(await r.body()))],

@@ -21,7 +21,7 @@ import { createHandler, DEFAULT_MAX_BODY_BYTES } from "./http.ts";
 import type { InvoiceFormat } from "./invoice-format.ts";
 import { TAX_INVOICE_FORMAT } from "./tax-format.ts";
 import { createBureauPki, deserializePki, serializePki, type BureauPki } from "./pki.ts";
-import { BureauService, type IssuerMessageBuilder } from "./service.ts";
+import { BureauService } from "./service.ts";
 import { BureauStore } from "./store.ts";
 import { createTlsMaterial, type TlsIdentity, type TlsMaterial } from "./tls.ts";
 
@@ -39,7 +39,11 @@ export interface StartBureauOptions {
   rng: Rng;
   faults?: Partial<BureauFaults>;
   invoiceFormat?: InvoiceFormat;
-  issuerMessages?: IssuerMessageBuilder;
+  /**
+   * The bureau master key (16 bytes) from which card keys are derived, as in the issuance
+   * profile's bureauMasterKey. Default: drawn from `rng` on first start and kept in the database.
+   */
+  masterKey?: Uint8Array;
   maxBodyBytes?: number;
   onError?: (error: unknown) => void;
 }
@@ -98,11 +102,12 @@ function pemCertificates(pem: string): string[] {
 export async function startBureau(options: StartBureauOptions): Promise<Bureau> {
   const host = options.host ?? "127.0.0.1";
   let faults = mergeFaults(NO_FAULTS, options.faults ?? {});
+  if (options.masterKey !== undefined && options.masterKey.length !== MASTER_KEY_BYTES) throw new RangeError(`masterKey must be ${MASTER_KEY_BYTES} bytes`);
   const store = new BureauStore(options.dbPath ?? ":memory:");
   const pki = loadOrCreatePki(store, options.rng.fork("bureau-pki"), options.clock.now());
   const service = new BureauService({
     store, pki, rng: options.rng.fork("bureau-issue"), clock: options.clock, format: options.invoiceFormat ?? TAX_INVOICE_FORMAT,
-    faults: () => faults, ...(options.issuerMessages ? { issuerMessages: options.issuerMessages } : {}),
+    faults: () => faults, masterKey: options.masterKey ?? loadOrCreateMasterKey(store, options.rng.fork("bureau-master-key")),
   });
   const tls = await createTlsMaterial(options.rng.fork("bureau-tls"), (options.tlsClock ?? options.clock).now());
   const sockets = new Set<Socket>();
@@ -175,6 +180,16 @@ function loadOrCreatePki(store: BureauStore, rng: Rng, now: number): BureauPki {
   store.setMeta("pki", serializePki(pki));
   return pki;
 }
+
+function loadOrCreateMasterKey(store: BureauStore, rng: Rng): Uint8Array {
+  const saved = store.meta("masterKey");
+  if (saved !== undefined) return new Uint8Array(Buffer.from(saved, "hex"));
+  const key = rng.bytes(MASTER_KEY_BYTES);
+  store.setMeta("masterKey", Buffer.from(key).toString("hex"));
+  return key;
+}
+
+const MASTER_KEY_BYTES = 16;
 
 function pemOf(der: Uint8Array): string {
   return certificateToPem(der);

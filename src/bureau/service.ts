@@ -10,16 +10,23 @@ import {
   parseCertificate, sm2Sign, sm2VerifyStrict, sm3, verifyChain, X509Error, SM4_KEY_BYTES, SM2_PUBLIC_KEY_BYTES,
   type CertificateInfo, type CrlInfo,
 } from "../crypto/index.ts";
+import {
+  decodeBatch, DecodeError, deriveCardKey, EventKind, PURCHASE_LAYOUT, signedInvoiceBytes, signedVoidBytes, CHALLENGE_BYTES,
+  type ExportBatch,
+} from "../tax/index.ts";
 import type { BureauFaults } from "./faults.ts";
+import { confirmMessages, syncMessages, toOfflineLimits, toPurchaseRecords, type IssuerMessage } from "./issuer-messages.ts";
 import { InvoiceFormatError, type InvoiceFields, type InvoiceFormat, MAX_INVOICE_BYTES, INVOICE_KINDS } from "./invoice-format.ts";
 import { CRL_REPUBLISH_MS, issueDevice, publishCrl, type BureauPki } from "./pki.ts";
-import type { BureauStore, Limits, Restrictions, StockRange, StoredInvoice, TaxpayerRecord } from "./store.ts";
+import type { BatchEffects, BureauStore, DeviceRecord, Limits, Restrictions, StockRange, StoredInvoice, TaxpayerRecord } from "./store.ts";
 
 /** The article: host and server clocks may differ by at most 5 minutes. */
 export const MAX_CLIENT_CLOCK_SKEW_MS = 5 * 60_000;
 export const MAX_INVOICES_PER_BATCH = 500;
 export const MAX_CHAIN_CERTIFICATES = 3;
-export const MAX_STOCK_RANGES = 100;
+/** The card holds 10 purchase records, so a taxpayer has at most 10 stock ranges. */
+export const MAX_STOCK_RANGES = PURCHASE_LAYOUT.records;
+export const MAX_EXPORT_BYTES = 1024 * 1024;
 export const MAX_STOCK_RANGE_COUNT = 1_000_000;
 const MAX_SIGNATURE_BYTES = 80;
 const RECEIPT_ID_BYTES = 16;
@@ -27,11 +34,13 @@ const RECEIPT_ID_BYTES = 16;
 /** Per-invoice rejection codes in a receipt's `rejected` list. */
 export const INVOICE_REJECTIONS = [
   "MALFORMED_INVOICE", "BAD_SIGNATURE", "WRONG_DEVICE", "BAD_TAX_CONTROL_CODE", "NOT_IN_STOCK", "KIND_NOT_ALLOWED", "OVER_LIMIT", "DUPLICATE_NUMBER",
+  "VOID_UNKNOWN_INVOICE",
 ] as const;
 
 /** Codes with which the service refuses a whole request (besides the chain failures of src/crypto). */
 export const REQUEST_REFUSALS = [
   "BAD_REQUEST", "BAD_CERTIFICATE", "CERT_SUBJECT_MISMATCH", "KEY_USAGE", "UNKNOWN_DEVICE", "UNKNOWN_TAXPAYER", "CLOCK_SKEW", "STOCK_CONFLICT",
+  "BAD_EXPORT", "BAD_BATCH_SIGNATURE", "EXPORT_DEVICE_MISMATCH",
 ] as const;
 
 export class BureauError extends Error {
@@ -45,15 +54,7 @@ function bad(code: string, message: string): BureauError {
   return new BureauError(400, code, message);
 }
 
-export interface IssuerMessage {
-  /** What the message does on the Ukey, e.g. "SET_LIMITS". */
-  name: string;
-  /** The command bytes (secure-messaging APDU), hex. */
-  apdu: string;
-}
-
-/** Builds the Ukey-bound issuer messages of a sync; src/tax's secure-messaging builders plug in here. */
-export type IssuerMessageBuilder = (sync: SyncPayload) => IssuerMessage[];
+export type { IssuerMessage };
 
 export interface SyncPayload {
   version: 1;
@@ -90,7 +91,11 @@ export interface Receipt {
   receivedAt: number;
   batchDigest: string;
   accepted: { invoiceCode: string; invoiceNumber: string }[];
+  /** Invoices voided by signed void events of an export batch. */
+  voided: { invoiceCode: string; invoiceNumber: string }[];
   rejected: RejectedInvoice[];
+  /** Export batches: the card events received without a gap, through this sequence number (CONFIRM UPLOAD). */
+  confirmThrough: number | null;
 }
 
 export interface UploadResponse {
@@ -99,6 +104,8 @@ export interface UploadResponse {
   signature: string;
   /** True when this exact batch was uploaded before and its stored receipt is returned. */
   replayed: boolean;
+  /** With a `challenge`: EXTERNAL AUTHENTICATE + CONFIRM UPLOAD for the card (not part of the signed receipt). */
+  issuerMessages: IssuerMessage[];
 }
 
 export interface ServiceOptions {
@@ -108,7 +115,8 @@ export interface ServiceOptions {
   clock: Clock;
   format: InvoiceFormat;
   faults: () => Readonly<BureauFaults>;
-  issuerMessages?: IssuerMessageBuilder;
+  /** Master key from which card keys are derived (deriveCardKey) for devices without a registered card key. */
+  masterKey: Uint8Array;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -176,12 +184,6 @@ function lengthPrefixed(parts: readonly Uint8Array[]): Uint8Array[] {
 
 // ---------------------------------------------------------------------------------------------
 
-interface PendingInvoice {
-  index: number;
-  data: Uint8Array;
-  signature: Uint8Array;
-}
-
 export class BureauService {
   private crl: CrlInfo;
   private readonly options: ServiceOptions;
@@ -244,8 +246,10 @@ export class BureauService {
       restrictions: { issuingLocked: restrictionsIn.issuingLocked, allowedKinds: kinds as string[] },
       stock: array(o, "stock", 0, MAX_STOCK_RANGES, "taxpayer").map((s, i) => {
         const range = object(s, `taxpayer.stock[${i}]`);
-        onlyKeys(range, ["invoiceCode", "startNumber", "count"], `taxpayer.stock[${i}]`);
+        onlyKeys(range, ["typeCode", "invoiceCode", "startNumber", "count", "purchasedOn"], `taxpayer.stock[${i}]`);
         return {
+          typeCode: range.typeCode === undefined ? DEFAULT_TYPE_CODE : text(range, "typeCode", /^[\x20-\x7e]{5}$/, `taxpayer.stock[${i}]`),
+          purchasedOn: range.purchasedOn === undefined ? yyyymmdd(this.now()) : text(range, "purchasedOn", /^\d{8}$/, `taxpayer.stock[${i}]`),
           invoiceCode: text(range, "invoiceCode", INVOICE_CODE, `taxpayer.stock[${i}]`),
           startNumber: integer(range, "startNumber", 1, 99_999_999, `taxpayer.stock[${i}]`),
           count: integer(range, "count", 1, MAX_STOCK_RANGE_COUNT, `taxpayer.stock[${i}]`),
@@ -269,12 +273,14 @@ export class BureauService {
 
   registerDevice(input: unknown): { deviceSerial: string; taxpayerId: string } {
     const o = object(input, "device");
-    onlyKeys(o, ["deviceSerial", "taxpayerId", "taxControlKey"], "device");
+    onlyKeys(o, ["deviceSerial", "taxpayerId", "taxControlKey", "cardKey"], "device");
     const deviceSerial = text(o, "deviceSerial", DEVICE_SERIAL, "device");
     const taxpayerId = text(o, "taxpayerId", TAXPAYER_ID, "device");
-    const key = fromHex(text(o, "taxControlKey", new RegExp(`^[0-9a-fA-F]{${SM4_KEY_BYTES * 2}}$`), "device"));
+    const key16 = new RegExp(`^[0-9a-fA-F]{${SM4_KEY_BYTES * 2}}$`);
+    const key = fromHex(text(o, "taxControlKey", key16, "device"));
+    const cardKey = o.cardKey === undefined ? undefined : fromHex(text(o, "cardKey", key16, "device"));
     if (!this.options.store.taxpayer(taxpayerId)) throw new BureauError(404, "UNKNOWN_TAXPAYER", `taxpayer ${taxpayerId} is not registered`);
-    this.options.store.putDevice(deviceSerial, taxpayerId, key);
+    this.options.store.putDevice(deviceSerial, taxpayerId, key, cardKey);
     return { deviceSerial, taxpayerId };
   }
 
@@ -300,19 +306,29 @@ export class BureauService {
     return { certificate: b64(der), chain: [b64(der), b64(this.options.pki.intermediate.der)] };
   }
 
-  sync(taxpayerId: string, deviceSerial: string): SyncResponse {
+  /** The card key of a registered device: its own, or derived from the master key and its serial. */
+  private cardKey(deviceSerial: string, device: DeviceRecord): Uint8Array {
+    return device.cardKey ?? deriveCardKey(this.options.masterKey, deviceSerial);
+  }
+
+  sync(taxpayerId: string, deviceSerial: string, challengeHex?: string): SyncResponse {
     if (!TAXPAYER_ID.test(taxpayerId)) throw bad("BAD_REQUEST", "taxpayerId is missing or malformed");
     if (!DEVICE_SERIAL.test(deviceSerial)) throw bad("BAD_REQUEST", "deviceSerial is missing or malformed");
+    const challenge = challengeHex === undefined ? undefined : parseChallenge(challengeHex);
     const taxpayer = this.options.store.taxpayer(taxpayerId);
     if (!taxpayer) throw new BureauError(404, "UNKNOWN_TAXPAYER", `taxpayer ${taxpayerId} is not registered`);
     const device = this.options.store.device(deviceSerial);
     if (!device || device.taxpayerId !== taxpayerId) throw new BureauError(404, "UNKNOWN_DEVICE", `device ${deviceSerial} is not registered to ${taxpayerId}`);
+    const now = this.now();
+    const purchases = toPurchaseRecords(taxpayer.stock);
+    const offlineLimits = toOfflineLimits(taxpayer.limits, taxpayer.restrictions, now);
     const payload: SyncPayload = {
-      version: 1, taxpayerId, deviceSerial, serverTime: this.now(), stock: taxpayer.stock, limits: taxpayer.limits,
+      version: 1, taxpayerId, deviceSerial, serverTime: now, stock: taxpayer.stock, limits: taxpayer.limits,
       restrictions: taxpayer.restrictions, crlNumber: this.currentCrl().crlNumber ?? 0,
     };
     const payloadText = JSON.stringify(payload);
-    return { payload, payloadText, signature: this.sign(payloadText), issuerMessages: this.options.issuerMessages?.(payload) ?? [] };
+    const issuerMessages = challenge ? syncMessages(this.cardKey(deviceSerial, device), challenge, purchases, offlineLimits) : [];
+    return { payload, payloadText, signature: this.sign(payloadText), issuerMessages };
   }
 
   private sign(textToSign: string): string {
@@ -323,15 +339,18 @@ export class BureauService {
   /** Verifies and stores a batch; see docs/bureau-api.md for every refusal code. */
   upload(input: unknown): UploadResponse {
     const o = object(input, "upload");
-    onlyKeys(o, ["taxpayerId", "deviceSerial", "certificates", "invoices", "clientTime"], "upload");
+    onlyKeys(o, ["taxpayerId", "deviceSerial", "certificates", "invoices", "exportBatch", "clientTime", "challenge"], "upload");
     const taxpayerId = text(o, "taxpayerId", TAXPAYER_ID, "upload");
     const deviceSerial = text(o, "deviceSerial", DEVICE_SERIAL, "upload");
     const certificates = array(o, "certificates", 1, MAX_CHAIN_CERTIFICATES, "upload").map((c, i) => base64(c, `upload.certificates[${i}]`, 16 * 1024));
-    const invoices: PendingInvoice[] = array(o, "invoices", 1, MAX_INVOICES_PER_BATCH, "upload").map((item, index) => {
+    if ((o.invoices === undefined) === (o.exportBatch === undefined)) throw bad("BAD_REQUEST", "upload needs exactly one of invoices and exportBatch");
+    const exportBytes = o.exportBatch === undefined ? undefined : base64(o.exportBatch, "upload.exportBatch", MAX_EXPORT_BYTES);
+    const invoices: Entry[] = o.invoices === undefined ? [] : array(o, "invoices", 1, MAX_INVOICES_PER_BATCH, "upload").map((item, index) => {
       const entry = object(item, `upload.invoices[${index}]`);
       onlyKeys(entry, ["data", "signature"], `upload.invoices[${index}]`);
-      return { index, data: base64(entry.data, `upload.invoices[${index}].data`, MAX_INVOICE_BYTES), signature: base64(entry.signature, `upload.invoices[${index}].signature`, MAX_SIGNATURE_BYTES) };
+      return { kind: "issue", index, seq: undefined, data: base64(entry.data, `upload.invoices[${index}].data`, MAX_INVOICE_BYTES), signature: base64(entry.signature, `upload.invoices[${index}].signature`, MAX_SIGNATURE_BYTES) };
     });
+    const challenge = o.challenge === undefined ? undefined : parseChallenge(o.challenge);
     const now = this.now();
     if (o.clientTime !== undefined) {
       const clientTime = integer(o, "clientTime", 0, 8_640_000_000_000_000, "upload");
@@ -342,12 +361,37 @@ export class BureauService {
     const leaf = this.verifyDevice(certificates, taxpayerId, deviceSerial, now);
     const device = this.options.store.device(deviceSerial);
     if (!device || device.taxpayerId !== taxpayerId) throw new BureauError(403, "UNKNOWN_DEVICE", `device ${deviceSerial} is not registered to ${taxpayerId}`);
-    const batchDigest = hex(sm3(...lengthPrefixed([leaf.der, ...invoices.flatMap((i) => [i.data, i.signature])])));
+    const entries = exportBytes ? this.exportEntries(exportBytes, deviceSerial, leaf) : invoices;
+    const digestParts = exportBytes ? [leaf.der, exportBytes] : [leaf.der, ...invoices.flatMap((i) => (i.kind === "issue" ? [i.data, i.signature] : []))];
+    const batchDigest = hex(sm3(...lengthPrefixed(digestParts)));
     const previous = this.options.store.receipt(batchDigest);
+    let response: Omit<UploadResponse, "issuerMessages">;
     if (previous) {
-      return { receipt: JSON.parse(previous.receiptText) as Receipt, receiptText: previous.receiptText, signature: b64(previous.signature), replayed: true };
+      response = { receipt: JSON.parse(previous.receiptText) as Receipt, receiptText: previous.receiptText, signature: b64(previous.signature), replayed: true };
+    } else {
+      response = this.acceptBatch({ taxpayerId, deviceSerial, leaf, device, entries, exported: exportBytes !== undefined, batchDigest, now });
     }
-    return this.acceptBatch({ taxpayerId, deviceSerial, leaf, taxControlKey: device.taxControlKey, invoices, batchDigest, now });
+    // The confirmation reflects what the bureau holds now (a replay may follow a newer upload).
+    const through = this.options.store.device(deviceSerial)?.confirmedSeq ?? 0;
+    const issuerMessages = challenge && through > 0 ? confirmMessages(this.cardKey(deviceSerial, device), challenge, through) : [];
+    return { ...response, issuerMessages };
+  }
+
+  /** The events of a card export (EXPORT UNUPLOADED), after checking the card's signature over it. */
+  private exportEntries(bytes: Uint8Array, deviceSerial: string, leaf: CertificateInfo): Entry[] {
+    let batch: ExportBatch & { body: Uint8Array };
+    try {
+      batch = decodeBatch(bytes);
+    } catch (error) {
+      if (error instanceof DecodeError || error instanceof RangeError) throw new BureauError(400, "BAD_EXPORT", `export batch: ${error.message}`);
+      throw error;
+    }
+    if (batch.serial !== deviceSerial) throw new BureauError(403, "EXPORT_DEVICE_MISMATCH", `export batch is from device ${batch.serial}, not ${deviceSerial}`);
+    if (!sm2VerifyStrict(leaf.publicKey as Uint8Array, batch.body, batch.signature)) throw new BureauError(403, "BAD_BATCH_SIGNATURE", "export batch signature does not verify under the device certificate");
+    if (batch.events.length === 0 || batch.events.length > MAX_INVOICES_PER_BATCH) throw new BureauError(400, "BAD_EXPORT", `export batch must hold 1-${MAX_INVOICES_PER_BATCH} events`);
+    return batch.events.map((e, index): Entry => e.kind === EventKind.ISSUE
+      ? { kind: "issue", index, seq: e.seq, data: signedInvoiceBytes(e.issued.invoice, e.issued.taxCode), signature: e.issued.signature }
+      : { kind: "void", index, seq: e.seq, invoiceCode: e.code, invoiceNumber: e.number, at: e.at, signature: e.signature });
   }
 
   private verifyDevice(certificates: Uint8Array[], taxpayerId: string, deviceSerial: string, now: number): CertificateInfo {
@@ -369,17 +413,38 @@ export class BureauService {
   }
 
   private acceptBatch(batch: {
-    taxpayerId: string; deviceSerial: string; leaf: CertificateInfo; taxControlKey: Uint8Array;
-    invoices: PendingInvoice[]; batchDigest: string; now: number;
-  }): UploadResponse {
+    taxpayerId: string; deviceSerial: string; leaf: CertificateInfo; device: DeviceRecord;
+    entries: Entry[]; exported: boolean; batchDigest: string; now: number;
+  }): Omit<UploadResponse, "issuerMessages"> {
     const receiptId = hex(sm3(new TextEncoder().encode("receipt"), fromHex(batch.batchDigest)).subarray(0, RECEIPT_ID_BYTES));
     const taxpayer = this.options.store.taxpayer(batch.taxpayerId) as TaxpayerRecord;
     const accepted: Receipt["accepted"] = [];
+    const voided: Receipt["voided"] = [];
     const rejected: RejectedInvoice[] = [];
     const fresh = new Map<string, StoredInvoice>();
     const acceptedKeys = new Set<string>();
-    for (const pending of batch.invoices) {
-      const outcome = this.checkInvoice(pending, batch, taxpayer, fresh);
+    const voids: NonNullable<BatchEffects["voids"]> = [];
+    // Card events confirmed so far, advanced over this batch's events while they are accepted without a gap.
+    let through = batch.device.confirmedSeq;
+    let blocked = false;
+    const advance = (seq: number | undefined, ok: boolean) => {
+      if (seq === undefined || blocked || seq <= through) return;
+      if (ok && seq === through + 1) through = seq;
+      else blocked = true;
+    };
+    for (const entry of batch.entries) {
+      if (entry.kind === "void") {
+        const outcome = this.checkVoid(entry, batch, fresh);
+        if ("code" in outcome) rejected.push(outcome);
+        else {
+          voided.push({ invoiceCode: outcome.invoiceCode, invoiceNumber: outcome.invoiceNumber });
+          if (outcome.apply) voids.push(outcome);
+        }
+        advance(entry.seq, !("code" in outcome));
+        continue;
+      }
+      const outcome = this.checkInvoice(entry, batch, taxpayer, fresh);
+      advance(entry.seq, !("code" in outcome));
       if ("code" in outcome) {
         rejected.push(outcome);
         continue;
@@ -389,25 +454,45 @@ export class BureauService {
       acceptedKeys.add(key);
       if (outcome.isNew) {
         const f = outcome.fields;
-        fresh.set(`${f.invoiceCode}/${f.invoiceNumber}`, {
+        fresh.set(key, {
           invoiceCode: f.invoiceCode, invoiceNumber: f.invoiceNumber, taxpayerId: f.taxpayerId, deviceSerial: batch.deviceSerial, kind: f.kind,
-          issuedAt: f.issuedAt, totalFen: f.totalFen, data: pending.data, signature: pending.signature, receivedAt: batch.now, receiptId,
+          issuedAt: f.issuedAt, totalFen: f.totalFen, data: entry.data, signature: entry.signature, receivedAt: batch.now, receiptId,
         });
       }
     }
+    const confirmed = batch.exported && through > batch.device.confirmedSeq ? through : undefined;
     const receipt: Receipt = {
       version: 1, receiptId, taxpayerId: batch.taxpayerId, deviceSerial: batch.deviceSerial, receivedAt: batch.now,
-      batchDigest: batch.batchDigest, accepted, rejected,
+      batchDigest: batch.batchDigest, accepted, voided, rejected,
+      confirmThrough: batch.exported && through > 0 ? through : null,
     };
     const receiptText = JSON.stringify(receipt);
     const signature = this.sign(receiptText);
-    this.options.store.commitBatch(batch.batchDigest, { receiptId, receiptText, signature: new Uint8Array(Buffer.from(signature, "base64")) }, [...fresh.values()]);
+    this.options.store.commitBatch(batch.batchDigest, { receiptId, receiptText, signature: new Uint8Array(Buffer.from(signature, "base64")) }, [...fresh.values()], {
+      voids, ...(confirmed !== undefined ? { confirmed: { deviceSerial: batch.deviceSerial, seq: confirmed } } : {}),
+    });
     return { receipt, receiptText, signature, replayed: false };
   }
 
+  private checkVoid(
+    entry: VoidEntry,
+    batch: { taxpayerId: string; leaf: CertificateInfo },
+    fresh: Map<string, StoredInvoice>,
+  ): RejectedInvoice | { invoiceCode: string; invoiceNumber: string; voidedAt: number; apply: boolean } {
+    const invoiceNumber = String(entry.invoiceNumber).padStart(8, "0");
+    const reject = (code: string, message: string): RejectedInvoice => ({ index: entry.index, invoiceCode: entry.invoiceCode, invoiceNumber, code, message });
+    if (!sm2VerifyStrict(batch.leaf.publicKey as Uint8Array, signedVoidBytes(entry.invoiceCode, entry.invoiceNumber, entry.at), entry.signature)) {
+      return reject("BAD_SIGNATURE", "void signature does not verify under the device certificate");
+    }
+    const original = fresh.get(`${entry.invoiceCode}/${invoiceNumber}`) ?? this.options.store.invoice(entry.invoiceCode, invoiceNumber);
+    if (!original || original.taxpayerId !== batch.taxpayerId) return reject("VOID_UNKNOWN_INVOICE", "the voided invoice was never received from this taxpayer");
+    const voidedAt = entry.at * 1000;
+    return { invoiceCode: entry.invoiceCode, invoiceNumber, voidedAt, apply: original.voidedAt === undefined };
+  }
+
   private checkInvoice(
-    pending: PendingInvoice,
-    batch: { taxpayerId: string; deviceSerial: string; leaf: CertificateInfo; taxControlKey: Uint8Array },
+    pending: IssueEntry,
+    batch: { taxpayerId: string; deviceSerial: string; leaf: CertificateInfo; device: DeviceRecord },
     taxpayer: TaxpayerRecord,
     fresh: Map<string, StoredInvoice>,
   ): RejectedInvoice | { fields: InvoiceFields; isNew: boolean } {
@@ -425,7 +510,7 @@ export class BureauService {
     if (fields.taxpayerId !== batch.taxpayerId || (fields.deviceSerial !== undefined && fields.deviceSerial !== batch.deviceSerial)) {
       return reject("WRONG_DEVICE", `invoice is from ${fields.taxpayerId}/${fields.deviceSerial ?? "?"}`, fields);
     }
-    if (!this.options.format.verifyTaxControlCode(fields, pending.data, batch.taxControlKey)) return reject("BAD_TAX_CONTROL_CODE", "tax control code does not verify", fields);
+    if (!this.options.format.verifyTaxControlCode(fields, pending.data, batch.device.taxControlKey)) return reject("BAD_TAX_CONTROL_CODE", "tax control code does not verify", fields);
     if (this.options.store.stockOwner(fields.invoiceCode, Number(fields.invoiceNumber)) !== batch.taxpayerId) return reject("NOT_IN_STOCK", "invoice number was not sold to this taxpayer", fields);
     if (!taxpayer.restrictions.allowedKinds.includes(fields.kind)) return reject("KIND_NOT_ALLOWED", `invoice kind ${fields.kind} is not allowed`, fields);
     if (Math.abs(fields.totalFen) > taxpayer.limits.maxInvoiceFen) return reject("OVER_LIMIT", `total ${fields.totalFen} fen exceeds ${taxpayer.limits.maxInvoiceFen}`, fields);
@@ -437,4 +522,39 @@ export class BureauService {
     }
     return { fields, isNew: true };
   }
+}
+
+interface IssueEntry {
+  kind: "issue";
+  index: number;
+  /** Card event sequence (export batches only). */
+  seq: number | undefined;
+  data: Uint8Array;
+  signature: Uint8Array;
+}
+
+interface VoidEntry {
+  kind: "void";
+  index: number;
+  seq: number;
+  invoiceCode: string;
+  invoiceNumber: number;
+  /** Void time, Unix seconds (what the card signed). */
+  at: number;
+  signature: Uint8Array;
+}
+
+type Entry = IssueEntry | VoidEntry;
+
+const DEFAULT_TYPE_CODE = "02601";
+
+function yyyymmdd(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10).replaceAll("-", "");
+}
+
+function parseChallenge(value: unknown): Uint8Array {
+  if (typeof value !== "string" || !new RegExp(`^[0-9a-fA-F]{${CHALLENGE_BYTES * 2}}$`).test(value)) {
+    throw bad("BAD_REQUEST", `challenge must be ${CHALLENGE_BYTES * 2} hex digits (the card's GET CHALLENGE answer)`);
+  }
+  return fromHex(value);
 }

@@ -22,6 +22,11 @@ function parseSeedOption(text: string): number {
   }
 }
 
+function parseMasterKey(text: string): Uint8Array {
+  if (!/^[0-9a-fA-F]{32}$/.test(text)) throw new InvalidArgumentError("master key must be 32 hex digits");
+  return new Uint8Array(Buffer.from(text, "hex"));
+}
+
 /** --fault name=value, repeatable; the value is JSON (true, 500, "expired") or a bare word. */
 function collectFault(text: string, previous: BureauFaults): BureauFaults {
   const match = /^([A-Za-z0-9]+)=(.*)$/.exec(text);
@@ -49,12 +54,13 @@ export function registerBureau(program: Command): void {
     .option("--db <file>", "SQLite database file (default: in memory)")
     .option("--seed <n>", "seed for the bureau's keys", parseSeedOption, 1)
     .option("--ca-out <file>", "write the bureau's TLS root CA (PEM) here")
+    .option("--master-key <hex>", "bureau master key for card keys (32 hex digits, the issuance profile's bureauMasterKey)", parseMasterKey)
     .addOption(new Option("--fault <name=value>", `fault switch, repeatable: ${Object.keys(NO_FAULTS).join(", ")}`).argParser(collectFault).default({ ...NO_FAULTS }, "none"))
-    .action(async (options: { port: number; host: string; db?: string; seed: number; caOut?: string; fault: BureauFaults }) => {
+    .action(async (options: { port: number; host: string; db?: string; seed: number; caOut?: string; masterKey?: Uint8Array; fault: BureauFaults }) => {
       const wallClock: Clock = { now: () => Date.now() };
       const running = await startBureau({
         port: options.port, host: options.host, dbPath: options.db ?? ":memory:", clock: wallClock, tlsClock: wallClock,
-        rng: new Rng(options.seed), faults: options.fault, onError: (error) => console.error("bureau: internal error:", error),
+        rng: new Rng(options.seed), faults: options.fault, ...(options.masterKey ? { masterKey: options.masterKey } : {}), onError: (error) => console.error("bureau: internal error:", error),
       });
       if (options.caOut) writeFileSync(options.caOut, running.caCertPem);
       console.log(JSON.stringify({ url: running.url, caFile: options.caOut ?? null, seed: options.seed, faults: running.faults() }));

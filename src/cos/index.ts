@@ -10,7 +10,7 @@ export { MemorySecrets, Vault, DEVICE_SECRET_BYTES, type DeviceSecrets } from ".
 export { RT, LifeCycle, COS_VERSION, encodeCounters, decodeCounters, type Counters } from "./records.ts";
 export { ISSUE_RULES, LockReason, StateCode, ONLINE_FRESH_SECONDS, taxMachine, stateCode, lockReason } from "./tax-machine.ts";
 export { MAX_CONFIRM_PER_TX } from "./tax-commands.ts";
-export { createUkeyOnFlash, flashKeyFromSecret, type FlashUkey, type FlashUkeyOptions } from "./flash-ukey.ts";
+export { createUkeyOnFlash, openUkeyImage, flashKeyFromSecret, ChipSecrets, type FlashUkey, type FlashUkeyOptions, type ImageUkeyOptions } from "./flash-ukey.ts";
 
 /**
  * Make a Ukey. `store` is any RecordStore (ModelStore in memory, FlashStore over a NAND

@@ -13,6 +13,7 @@ export const RT = {
   COUNTERS: 0x04,
   TAXPAYER: 0x05,
   INVOICE_TYPES: 0x06,
+  /** id = slot 0..9, one 48-byte purchase record each (an issue rewrites only its batch). */
   PURCHASES: 0x07,
   LIMITS: 0x08,
   CERTS: 0x09,
@@ -75,18 +76,20 @@ export interface Counters {
   issuedTotal: number;
   lastOnlineAt: number;
   signCount: number;
+  /** Secure time of the last issue or void: the next one may not be earlier (rollback across power cycles). */
+  lastEventAt: number;
 }
 
-export const ZERO_COUNTERS: Counters = { invoiceSeq: 0, eventSeq: 0, confirmedThrough: 0, pendingCount: 0, offlineCount: 0, offlineAmountFen: 0, issuedTotal: 0, lastOnlineAt: 0, signCount: 0 };
+export const ZERO_COUNTERS: Counters = { invoiceSeq: 0, eventSeq: 0, confirmedThrough: 0, pendingCount: 0, offlineCount: 0, offlineAmountFen: 0, issuedTotal: 0, lastOnlineAt: 0, signCount: 0, lastEventAt: 0 };
 
 export function encodeCounters(c: Counters): Uint8Array {
   return new ByteWriter().u32(c.invoiceSeq).u32(c.eventSeq).u32(c.confirmedThrough).u32(c.pendingCount).u32(c.offlineCount)
-    .u64(c.offlineAmountFen).u32(c.issuedTotal).u32(c.lastOnlineAt).u32(c.signCount).finish();
+    .u64(c.offlineAmountFen).u32(c.issuedTotal).u32(c.lastOnlineAt).u32(c.signCount).u32(c.lastEventAt).finish();
 }
 
 export function decodeCounters(b: Uint8Array): Counters {
   const r = new ByteReader(b, "counters");
-  const c = { invoiceSeq: r.u32(), eventSeq: r.u32(), confirmedThrough: r.u32(), pendingCount: r.u32(), offlineCount: r.u32(), offlineAmountFen: r.u64(), issuedTotal: r.u32(), lastOnlineAt: r.u32(), signCount: r.u32() };
+  const c = { invoiceSeq: r.u32(), eventSeq: r.u32(), confirmedThrough: r.u32(), pendingCount: r.u32(), offlineCount: r.u32(), offlineAmountFen: r.u64(), issuedTotal: r.u32(), lastOnlineAt: r.u32(), signCount: r.u32(), lastEventAt: r.u32() };
   r.end();
   return c;
 }

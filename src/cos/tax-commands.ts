@@ -120,10 +120,10 @@ export class TaxCommands {
     return { ...c, lastOnlineAt: Math.max(c.lastOnlineAt, k.clock.nowSeconds()) };
   }
 
-  private writeArea(type: number, plain: Uint8Array, loadedBit: number, apply: () => void, extra: TxOp[] = []): Uint8Array {
+  private writeArea(type: number | undefined, plain: Uint8Array, loadedBit: number, apply: () => void, extra: TxOp[] = []): Uint8Array {
     const k = this.card;
     const counters = this.contactCounters();
-    const ops: TxOp[] = [k.put(type, 0, plain), k.put(RT.COUNTERS, 0, encodeCounters(counters)), ...extra];
+    const ops: TxOp[] = [...(type === undefined ? [] : [k.put(type, 0, plain)]), k.put(RT.COUNTERS, 0, encodeCounters(counters)), ...extra];
     const secrets = { ...k.data.secrets, loaded: k.data.secrets.loaded | loadedBit };
     if (secrets.loaded !== k.data.secrets.loaded) ops.push(k.put(RT.SECRETS, 0, encodeSecrets(secrets)));
     k.commit(ops, () => {
@@ -163,8 +163,8 @@ export class TaxCommands {
     const incoming = decodeTable(PURCHASE_LAYOUT, c.data) as unknown as PurchaseRecord[];
     const merged = incoming.map((r) => this.mergePurchase(r));
     checkNoOverlap(merged);
-    const plain = encodeTable(PURCHASE_LAYOUT, merged as unknown as LayoutValues[]);
-    return this.writeArea(RT.PURCHASES, plain, Loaded.PURCHASES, () => (k.data.purchases = merged));
+    const slots = merged.map((p, i) => k.put(RT.PURCHASES, i, encodeLayout(PURCHASE_LAYOUT, p as unknown as LayoutValues)));
+    return this.writeArea(undefined, EMPTY, Loaded.PURCHASES, () => (k.data.purchases = merged), slots);
   }
 
   /** A batch the card already knows never moves its next number back. */
@@ -206,13 +206,13 @@ export class TaxCommands {
     const grand = invoiceGrandTotal(draft);
     const batchIndex = this.batchFor(draft.typeCode);
     const batch = batchIndex >= 0 ? (k.data.purchases?.[batchIndex] as PurchaseRecord) : undefined;
-    const clockOk = k.clock.state() === 1;
-    const now = clockOk ? k.clock.nowSeconds() : 0;
+    const now = k.secureNow();
+    const clockOk = now !== undefined;
     const tp = k.data.taxpayer;
     const facts: IssueFacts = {
-      now, clockOk, mode: draft.mode,
+      now: now ?? 0, clockOk, mode: draft.mode,
       taxpayerMatch: !!tp && tp.taxpayerId === draft.taxpayerId && tp.loginAccount === draft.loginAccount && tp.machineNumber === draft.machineNumber,
-      typeEnabled: !!type && type.status === SlotStatus.ENABLED && (!clockOkDateOutside(type, now, clockOk)),
+      typeEnabled: !!type && type.status === SlotStatus.ENABLED && !clockOkDateOutside(type, now ?? 0, clockOk),
       stockLeft: batch ? batch.startNumber + batch.count - batch.nextNumber : 0,
       batchCount: batch?.count ?? 0,
       grandTotal: grand,
@@ -221,7 +221,7 @@ export class TaxCommands {
     if (kind === InvoiceKind.RED) facts.red = { originalExists: !!original, creditAllowed: !!original && creditAllowed(original.stored, grand) };
     const verdict = issueVerdict(k.taxContext(), facts);
     if (verdict !== 0) throw new TaxError(verdict);
-    return this.commitIssue(draft, batchIndex, now, grand, original);
+    return this.commitIssue(draft, batchIndex, now as number, grand, original);
   }
 
   /** The first active batch of this type with numbers left. */
@@ -243,7 +243,7 @@ export class TaxCommands {
     const eventSeq = c0.eventSeq + 1;
     const offline = draft.mode === IssueMode.OFFLINE;
     const counters: Counters = {
-      ...c0, invoiceSeq: seq, eventSeq, pendingCount: c0.pendingCount + 1, issuedTotal: c0.issuedTotal + 1, signCount: c0.signCount + 1,
+      ...c0, invoiceSeq: seq, eventSeq, pendingCount: c0.pendingCount + 1, issuedTotal: c0.issuedTotal + 1, signCount: c0.signCount + 1, lastEventAt: now,
       offlineCount: c0.offlineCount + (offline ? 1 : 0), offlineAmountFen: c0.offlineAmountFen + (offline ? grand : 0),
     };
     const next = batch.nextNumber + 1;
@@ -254,7 +254,7 @@ export class TaxCommands {
       k.put(RT.INVOICE, seq, encodeStored(stored)),
       k.put(RT.EVENT, eventSeq, encodeEvent({ kind: EventKind.ISSUE, at: now, invoiceSeq: seq, signature: EMPTY })),
       k.put(RT.COUNTERS, 0, encodeCounters(counters)),
-      k.put(RT.PURCHASES, 0, encodeTable(PURCHASE_LAYOUT, purchases as unknown as LayoutValues[])),
+      k.put(RT.PURCHASES, batchIndex, encodeLayout(PURCHASE_LAYOUT, purchases[batchIndex] as unknown as LayoutValues)),
     ];
     let credited: StoredInvoice | undefined;
     if (original) {
@@ -294,7 +294,7 @@ export class TaxCommands {
     const signature = k.signBytes(signedVoidBytes(key.code, key.number, now));
     const voided: StoredInvoice = { ...s, state: InvoiceState.VOIDED, voidedAt: now, uploaded: s.uploaded & ~Uploaded.VOID };
     const c0 = k.data.counters;
-    const counters: Counters = { ...c0, eventSeq: c0.eventSeq + 1, pendingCount: c0.pendingCount + 1, signCount: c0.signCount + 1 };
+    const counters: Counters = { ...c0, eventSeq: c0.eventSeq + 1, pendingCount: c0.pendingCount + 1, signCount: c0.signCount + 1, lastEventAt: now };
     k.commit([
       ...this.invoiceOps(found.seq, voided),
       k.put(RT.EVENT, counters.eventSeq, encodeEvent({ kind: EventKind.VOID, at: now, invoiceSeq: found.seq, signature })),

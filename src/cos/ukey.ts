@@ -38,6 +38,12 @@ export const ATR = (() => {
   for (const b of body.slice(1)) tck ^= b;
   return Uint8Array.from([...body, tck]);
 })();
+/**
+ * The secure clock's high-water mark is persisted with a transaction when the time source
+ * moved at least this far since the last checkpoint (not on every issue: it would double
+ * the critical writes). Invoice times cannot go back regardless: counters.lastEventAt.
+ */
+export const CLOCK_CHECKPOINT_INTERVAL_MS = 60_000;
 /** Largest total data a command chain may carry. */
 export const MAX_CHAIN_BYTES = EXTENDED_MAX_DATA;
 /** Largest certificate stored (leaves room for the seal). */
@@ -227,13 +233,14 @@ export class UkeyCos implements SimCard {
       const b = this.read(t, 0);
       return b ? f(b) : undefined;
     };
+    const secrets = decodeSecrets(need(RT.SECRETS));
     this.data = {
-      secrets: decodeSecrets(need(RT.SECRETS)),
+      secrets,
       pins: decodePins(need(RT.PINS)),
       counters: decodeCounters(need(RT.COUNTERS)),
       taxpayer: opt(RT.TAXPAYER, (b) => decodeLayout(TAXPAYER_LAYOUT, b) as unknown as TaxpayerInfo),
       types: opt(RT.INVOICE_TYPES, (b) => decodeTable(INVOICE_TYPE_LAYOUT, b) as unknown as InvoiceTypeEntry[]),
-      purchases: opt(RT.PURCHASES, (b) => decodeTable(PURCHASE_LAYOUT, b) as unknown as PurchaseRecord[]),
+      purchases: secrets.loaded & Loaded.PURCHASES ? this.loadPurchases() : undefined,
       limits: opt(RT.LIMITS, (b) => decodeLayout(LIMITS_LAYOUT, b) as unknown as OfflineLimits),
       certs: Array.from({ length: CERT_SLOTS }, (_, i) => this.read(RT.CERTS, i)),
     };
@@ -241,13 +248,31 @@ export class UkeyCos implements SimCard {
     this.tax.reset();
   }
 
+  private loadPurchases(): PurchaseRecord[] {
+    return Array.from({ length: PURCHASE_LAYOUT.records }, (_, i) => {
+      const b = this.read(RT.PURCHASES, i);
+      if (!b) throw new SwError(SW.MEMORY_FAILURE, `purchase slot ${i} missing`);
+      return decodeLayout(PURCHASE_LAYOUT, b) as unknown as PurchaseRecord;
+    });
+  }
+
+  /**
+   * Secure time in seconds, or undefined when the clock is invalid: not running, or behind
+   * the last issue/void (a rolled-back time source across a power cycle).
+   */
+  secureNow(): number | undefined {
+    if (this.clock.state() !== ClockState.RUNNING) return undefined;
+    const now = this.clock.nowSeconds();
+    return now >= this.data.counters.lastEventAt ? now : undefined;
+  }
+
   /** The machine's view of the persistent state, at the secure clock's time now. */
   taxContext(): TaxContext {
     const d = this.data;
-    const clockOk = this.clock.state() === ClockState.RUNNING;
+    const now = this.secureNow();
     return {
-      now: clockOk ? this.clock.nowSeconds() : 0,
-      clockOk,
+      now: now ?? 0,
+      clockOk: now !== undefined,
       limits: d.limits ?? { offlineAllowed: 0, validDays: 0, validUntil: 0, maxOfflineCount: 0, maxOfflineAmountFen: 0, maxOfflineRatioPermille: 0, singleLimitFen: 0 },
       counters: d.counters,
       certPresent: d.certs[0] !== undefined,
@@ -276,7 +301,7 @@ export class UkeyCos implements SimCard {
    * RAM in step. Store errors become status words; a power cut makes the card mute.
    */
   commit(ops: TxOp[], apply: () => void): void {
-    const cp = this.clock.checkpointOp();
+    const cp = this.clock.checkpointOp(CLOCK_CHECKPOINT_INTERVAL_MS);
     const all = cp ? [...ops, cp.op] : ops;
     try {
       this.store.commit(all);
@@ -450,8 +475,9 @@ export class UkeyCos implements SimCard {
   }
   /** Secure time in seconds, or TaxError CLOCK_INVALID. */
   now(): number {
-    if (this.clock.state() !== ClockState.RUNNING) throw new TaxError(E.CLOCK_INVALID);
-    return this.clock.nowSeconds();
+    const now = this.secureNow();
+    if (now === undefined) throw new TaxError(E.CLOCK_INVALID);
+    return now;
   }
   nextRandom(n: number): Uint8Array {
     return this.rng.bytes(n);

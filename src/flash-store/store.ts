@@ -38,6 +38,7 @@ import {
   PH_USED, readU16, readU32, readU48, sealPageHeader, SE_EXTRA, SE_OFFSET, SE_PAGE, slotsFor, SLOT_BYTES, STORE_MAGIC,
   SUMMARY_ENTRY_BYTES, writeEcc, writeU16, writeU32, writeU48,
 } from "./layout.ts";
+import { KeyMap } from "./keymap.ts";
 import { NandChip, PowerLossError } from "./nand.ts";
 
 /** Lane 0: every item and all commits. Lane 1: second copies of critical items. */
@@ -137,9 +138,63 @@ interface BlockInfo {
   /** Known to be fully erased (so it may be used without another erase). */
   clean: boolean;
   nextPage: number;
-  items: ItemRef[];
+  /** Every item in the block (live or not), in write order; read-only view (use pushItem). */
+  items: readonly ItemRef[];
   liveCost: number;
   corrections: number;
+}
+
+const NO_ITEMS: readonly ItemRef[] = Object.freeze([]);
+
+/**
+ * Per-block state as parallel typed arrays (struct of arrays): 1024 small objects per
+ * device cost ~130 KiB, the arrays ~20 KiB. `BlockView` gives the object-shaped access.
+ */
+class BlockTable {
+  readonly state: Uint8Array;
+  readonly lane: Uint8Array;
+  readonly eraseCount: Int32Array;
+  readonly clean: Uint8Array;
+  readonly nextPage: Uint16Array;
+  readonly liveCost: Float64Array;
+  readonly corrections: Uint32Array;
+  readonly items: (ItemRef[] | undefined)[];
+
+  constructor(readonly length: number) {
+    this.state = new Uint8Array(length);
+    this.lane = new Uint8Array(length);
+    this.eraseCount = new Int32Array(length);
+    this.clean = new Uint8Array(length);
+    this.nextPage = new Uint16Array(length);
+    this.liveCost = new Float64Array(length);
+    this.corrections = new Uint32Array(length);
+    this.items = new Array<ItemRef[] | undefined>(length);
+  }
+}
+
+class BlockView implements BlockInfo {
+  constructor(private readonly t: BlockTable, readonly index: number) {}
+  get state(): BlockState { return this.t.state[this.index] as BlockState; }
+  set state(v: BlockState) { this.t.state[this.index] = v; }
+  get lane(): number { return this.t.lane[this.index] as number; }
+  set lane(v: number) { this.t.lane[this.index] = v; }
+  get eraseCount(): number { return this.t.eraseCount[this.index] as number; }
+  set eraseCount(v: number) { this.t.eraseCount[this.index] = v; }
+  get clean(): boolean { return this.t.clean[this.index] === 1; }
+  set clean(v: boolean) { this.t.clean[this.index] = v ? 1 : 0; }
+  get nextPage(): number { return this.t.nextPage[this.index] as number; }
+  set nextPage(v: number) { this.t.nextPage[this.index] = v; }
+  get items(): readonly ItemRef[] { return this.t.items[this.index] ?? NO_ITEMS; }
+  set items(v: readonly ItemRef[]) { this.t.items[this.index] = v.length ? (v as ItemRef[]) : undefined; }
+  get liveCost(): number { return this.t.liveCost[this.index] as number; }
+  set liveCost(v: number) { this.t.liveCost[this.index] = v; }
+  get corrections(): number { return this.t.corrections[this.index] as number; }
+  set corrections(v: number) { this.t.corrections[this.index] = v; }
+  pushItem(ref: ItemRef): void {
+    const list = this.t.items[this.index];
+    if (list) list.push(ref);
+    else this.t.items[this.index] = [ref];
+  }
 }
 
 interface Rec {
@@ -179,6 +234,12 @@ interface PlannedItem {
 }
 
 const keyOf = (type: number, id: number): number => type * 0x1_0000_0000 + id;
+/** The second-copy slot of a non-critical record: always empty, never written. */
+const NO_COPY: ItemRef[] = Object.freeze([]) as unknown as ItemRef[];
+
+function newRec(type: number, id: number, kind: number, version: number): Rec {
+  return { type, id, kind, version, length: 0, copies: [[], type < CRITICAL_TYPE_LIMIT ? [] : NO_COPY], mark: null };
+}
 const copiesFor = (type: number): number => (type < CRITICAL_TYPE_LIMIT ? 2 : 1);
 const copyIndex = (ref: ItemRef): number => (ref.flags & FLAG_COPY2 ? 1 : 0);
 
@@ -205,13 +266,13 @@ export class FlashStore implements RecordStore {
   private readonly slotsPerPage: number;
   private readonly summaryPerPage: number;
   private readonly maxFragment: number;
-  private readonly blocks: BlockInfo[] = [];
-  private readonly recs = new Map<number, Rec>();
+  private readonly table: BlockTable;
+  private readonly recs = new KeyMap<Rec>();
   private readonly frameLive = new Map<number, number>();
   /** The commit item honoured for each frame that still has live items. */
   private readonly commits = new Map<number, ItemRef>();
   /** PUT and MARK items on flash per key (live or dead): a tombstone stays while any exist elsewhere. */
-  private readonly keyEntries = new Map<number, number>();
+  private readonly keyEntries = new KeyMap<number>();
   private readonly lanes: LaneWriter[] = [];
   private readonly gcQueue = new Set<number>();
   private readonly repairQueue = new Set<number>();
@@ -234,6 +295,7 @@ export class FlashStore implements RecordStore {
     private readonly cache: DecryptCache | null = null,
   ) {
     this.g = chip.geometry;
+    this.table = new BlockTable(this.g.blocks);
     this.pageTotal = pageTotalBytes(this.g);
     this.slotsPerPage = Math.floor((this.g.pageBytes - PAGE_HEADER_BYTES) / SLOT_BYTES);
     this.summaryPerPage = Math.floor((this.g.pageBytes - PAGE_HEADER_BYTES) / SUMMARY_ENTRY_BYTES);
@@ -253,8 +315,7 @@ export class FlashStore implements RecordStore {
     const store = new FlashStore(chip, options.key, formatId, false, options.wearLevelDelta ?? WEAR_LEVEL_DELTA, options.cache ?? null);
     return store.guard(() => {
       for (let b = 0; b < chip.geometry.blocks; b++) {
-        const info: BlockInfo = { state: BlockState.Free, lane: 0, eraseCount: 0, clean: false, nextPage: 0, items: [], liveCost: 0, corrections: 0 };
-        store.blocks.push(info);
+        const info = store.block(b);
         if (chip.readBadMarker(b)) {
           info.state = BlockState.Bad;
           continue;
@@ -293,8 +354,8 @@ export class FlashStore implements RecordStore {
     const all: ItemRef[] = [];
     let headers = 0;
     for (let b = 0; b < this.g.blocks; b++) {
-      const info: BlockInfo = { state: BlockState.Free, lane: 0, eraseCount: -1, clean: false, nextPage: 0, items: [], liveCost: 0, corrections: 0 };
-      this.blocks.push(info);
+      const info = this.block(b);
+      info.eraseCount = -1;
       if (this.chip.readBadMarker(b)) {
         info.state = BlockState.Bad;
         continue;
@@ -321,8 +382,9 @@ export class FlashStore implements RecordStore {
     }
     if (headers === 0) throw new StoreError("BAD_IMAGE", "no flash store on this chip (not formatted, or every block header is unreadable)");
     let maxKnown = 0;
-    for (const info of this.blocks) maxKnown = Math.max(maxKnown, info.eraseCount);
-    for (const info of this.blocks) if (info.eraseCount < 0) info.eraseCount = maxKnown; // unknown: assume the worst seen
+    const counts = this.table.eraseCount;
+    for (let b = 0; b < counts.length; b++) maxKnown = Math.max(maxKnown, counts[b] as number);
+    for (let b = 0; b < counts.length; b++) if ((counts[b] as number) < 0) counts[b] = maxKnown; // unknown: assume the worst seen
     this.rebuildIndex(all);
   }
 
@@ -339,21 +401,20 @@ export class FlashStore implements RecordStore {
     }
   }
 
-  /** Builds the index from every item found on flash (any order). */
+  /** Builds the index from every item found on flash (any order). Hot on mount: no per-item allocation. */
   private rebuildIndex(all: ItemRef[]): void {
     let maxVersion = 0;
     let maxFrame = 0;
     const committed = new Set<number>();
     const relocatedCommits: ItemRef[] = [];
     for (const ref of all) {
-      maxFrame = Math.max(maxFrame, ref.frame);
+      if (ref.frame > maxFrame) maxFrame = ref.frame;
       if (ref.kind === ITEM_COMMIT) {
         if (ref.version === ref.frame) committed.add(ref.frame);
         else relocatedCommits.push(ref);
-      } else {
-        maxVersion = Math.max(maxVersion, ref.version);
+      } else if (ref.version > maxVersion) {
+        maxVersion = ref.version;
       }
-      if (ref.kind === ITEM_PUT || ref.kind === ITEM_MARK) this.bumpKeyEntries(keyOf(ref.type, ref.id), 1);
     }
     for (let changed = true; changed; ) {
       changed = false;
@@ -364,35 +425,40 @@ export class FlashStore implements RecordStore {
         }
       }
     }
-    const marks = new Map<number, ItemRef[]>();
+    const marks = new KeyMap<ItemRef[]>();
+    const entries = this.keyEntries;
     for (const ref of all) {
-      if (ref.kind === ITEM_COMMIT) {
-        if (committed.has(ref.frame)) this.reclaimedTotal = Math.max(this.reclaimedTotal, ref.extra);
+      const kind = ref.kind;
+      if (kind === ITEM_COMMIT) {
+        if (committed.has(ref.frame) && ref.extra > this.reclaimedTotal) this.reclaimedTotal = ref.extra;
         continue;
       }
+      if (kind === ITEM_PUT || kind === ITEM_MARK) entries.setTI(ref.type, ref.id, (entries.getTI(ref.type, ref.id) ?? 0) + 1);
       if (!committed.has(ref.frame)) continue;
-      const key = keyOf(ref.type, ref.id);
-      if (ref.kind === ITEM_MARK) {
-        const m = marks.get(key);
-        if (!m || (m[0] as ItemRef).version < ref.version) marks.set(key, [ref]);
+      if (kind === ITEM_MARK) {
+        const m = marks.getTI(ref.type, ref.id);
+        if (!m || (m[0] as ItemRef).version < ref.version) marks.setTI(ref.type, ref.id, [ref]);
         else if ((m[0] as ItemRef).version === ref.version && !m.some((x) => copyIndex(x) === copyIndex(ref))) m.push(ref);
         continue;
       }
-      let rec = this.recs.get(key);
+      let rec = this.recs.getTI(ref.type, ref.id);
       if (!rec || rec.version < ref.version) {
-        rec = { type: ref.type, id: ref.id, kind: ref.kind, version: ref.version, length: 0, copies: [[], []], mark: null };
-        this.recs.set(key, rec);
+        rec = newRec(ref.type, ref.id, kind, ref.version);
+        this.recs.setTI(ref.type, ref.id, rec);
       }
-      if (rec.version !== ref.version || rec.kind !== ref.kind) continue;
+      if (rec.version !== ref.version || rec.kind !== kind) continue;
       const slot = rec.copies[copyIndex(ref)] as ItemRef[];
-      const index = ref.kind === ITEM_PUT ? ref.fragIndex : 0;
+      const index = kind === ITEM_PUT ? ref.fragIndex : 0;
       if (!slot[index]) slot[index] = ref;
     }
-    for (const [key, rec] of this.recs) {
-      if (rec.kind === ITEM_PUT) rec.length = recordLength(rec);
-      const m = marks.get(key);
-      if (m && rec.kind === ITEM_PUT && (m[0] as ItemRef).version > rec.version) rec.mark = m;
-      for (const ref of liveRefs(rec)) this.addLive(ref);
+    for (const rec of this.recs.values()) {
+      if (rec.kind === ITEM_PUT) {
+        rec.length = recordLength(rec);
+        const m = marks.getTI(rec.type, rec.id);
+        if (m && (m[0] as ItemRef).version > rec.version) rec.mark = m;
+      }
+      for (const copy of rec.copies) for (const r of copy) if (r) this.addLive(r);
+      if (rec.mark) for (const r of rec.mark) this.addLive(r);
     }
     // Commits: every frame with live items needs its commit; a relocated commit keeps its carrier alive.
     const byFrame = new Map<number, ItemRef>();
@@ -463,7 +529,8 @@ export class FlashStore implements RecordStore {
 
   ids(type: number): number[] {
     const out: number[] = [];
-    for (const rec of this.recs.values()) if (rec.type === type && rec.kind === ITEM_PUT) out.push(rec.id);
+    const inner = this.recs.ofType(type);
+    if (inner) for (const rec of inner.values()) if (rec.kind === ITEM_PUT) out.push(rec.id);
     return out.sort((a, b) => a - b);
   }
 
@@ -506,14 +573,15 @@ export class FlashStore implements RecordStore {
   }
 
   flashStats(): FlashStats {
-    const eraseCounts = this.blocks.map((b) => b.eraseCount);
-    const good = this.blocks.filter((b) => b.state !== BlockState.Bad);
-    const goodCounts = good.map((b) => b.eraseCount);
+    const eraseCounts = [...this.table.eraseCount];
+    const goodIndex = eraseCounts.flatMap((_, b) => (this.table.state[b] !== BlockState.Bad ? [b] : []));
+    const good = goodIndex;
+    const goodCounts = goodIndex.map((b) => eraseCounts[b] as number);
     const sum = goodCounts.reduce((a, b) => a + b, 0);
     return {
       geometry: this.g,
       goodBlocks: good.length,
-      badBlocks: this.blocks.flatMap((b, i) => (b.state === BlockState.Bad ? [i] : [])),
+      badBlocks: eraseCounts.flatMap((_, b) => (this.table.state[b] === BlockState.Bad ? [b] : [])),
       freeBlocks: this.freeBlockCount(),
       eraseCounts,
       eraseMin: goodCounts.length ? Math.min(...goodCounts) : 0,
@@ -530,7 +598,7 @@ export class FlashStore implements RecordStore {
     const rec = this.recs.get(keyOf(type, id));
     if (!rec || rec.kind !== ITEM_PUT) return [];
     const out: { copy: number; fragment: number; block: number; page: number; lane: number }[] = [];
-    rec.copies.forEach((frags, copy) => frags.forEach((r) => out.push({ copy, fragment: r.fragIndex, block: r.block, page: r.page, lane: (this.blocks[r.block] as BlockInfo).lane })));
+    rec.copies.forEach((frags, copy) => frags.forEach((r) => out.push({ copy, fragment: r.fragIndex, block: r.block, page: r.page, lane: this.block(r.block).lane })));
     return out;
   }
 
@@ -571,8 +639,8 @@ export class FlashStore implements RecordStore {
     let minEc = Infinity;
     let maxEc = -Infinity;
     let coldest = -1;
-    for (let b = 0; b < this.blocks.length; b++) {
-      const info = this.blocks[b] as BlockInfo;
+    for (let b = 0; b < this.g.blocks; b++) {
+      const info = this.block(b);
       if (info.state === BlockState.Bad) continue;
       if (info.eraseCount > maxEc) maxEc = info.eraseCount;
       if (info.state === BlockState.Sealed && info.eraseCount < minEc) {
@@ -625,7 +693,7 @@ export class FlashStore implements RecordStore {
   }
 
   /** Per-key state while a transaction is planned. */
-  private readonly overlay = new Map<number, KeyState>();
+  private readonly overlay = new KeyMap<KeyState>();
 
   private baselineOf(key: number): KeyState {
     const rec = this.recs.get(key);
@@ -730,7 +798,7 @@ export class FlashStore implements RecordStore {
       for (const r of refs) this.addLive(r);
       return;
     }
-    const rec: Rec = { type: first.type, id: first.id, kind: first.kind, version: first.version, length: 0, copies: [[], []], mark: null };
+    const rec = newRec(first.type, first.id, first.kind, first.version);
     for (const r of refs) (rec.copies[copyIndex(r)] as ItemRef[])[r.kind === ITEM_PUT ? r.fragIndex : 0] = r;
     if (rec.kind === ITEM_PUT) rec.length = recordLength(rec);
     this.recs.set(key, rec);
@@ -743,7 +811,7 @@ export class FlashStore implements RecordStore {
   private addLive(ref: ItemRef): void {
     this.frameLive.set(ref.frame, (this.frameLive.get(ref.frame) ?? 0) + 1);
     const cost = this.refCost(ref);
-    (this.blocks[ref.block] as BlockInfo).liveCost += cost;
+    (this.table.liveCost[ref.block] as number) += cost;
     this.liveCost += cost;
   }
 
@@ -751,7 +819,7 @@ export class FlashStore implements RecordStore {
     const n = (this.frameLive.get(ref.frame) ?? 0) - 1;
     assert(n >= 0, `frame ${ref.frame} live count below zero`);
     const cost = this.refCost(ref);
-    (this.blocks[ref.block] as BlockInfo).liveCost -= cost;
+    (this.table.liveCost[ref.block] as number) -= cost;
     this.liveCost -= cost;
     if (n > 0) {
       this.frameLive.set(ref.frame, n);
@@ -784,15 +852,19 @@ export class FlashStore implements RecordStore {
     else this.keyEntries.delete(key);
   }
 
+  private block(b: number): BlockView {
+    return new BlockView(this.table, b);
+  }
+
   private goodBlocks(): number {
     let n = 0;
-    for (const b of this.blocks) if (b.state !== BlockState.Bad) n++;
+    for (const st of this.table.state) if (st !== BlockState.Bad) n++;
     return n;
   }
 
   private freeBlockCount(): number {
     let n = 0;
-    for (const b of this.blocks) if (b.state === BlockState.Free) n++;
+    for (const st of this.table.state) if (st === BlockState.Free) n++;
     return n;
   }
 
@@ -832,7 +904,7 @@ export class FlashStore implements RecordStore {
 
   private pickVictim(): number {
     for (const b of this.gcQueue) {
-      const info = this.blocks[b] as BlockInfo;
+      const info = this.block(b);
       if (info.state === BlockState.Bad || info.state === BlockState.Free) {
         this.gcQueue.delete(b);
         continue;
@@ -844,8 +916,8 @@ export class FlashStore implements RecordStore {
     let coldest = -1;
     let best = -1;
     let bestCost = Infinity;
-    for (let b = 0; b < this.blocks.length; b++) {
-      const info = this.blocks[b] as BlockInfo;
+    for (let b = 0; b < this.g.blocks; b++) {
+      const info = this.block(b);
       if (info.state === BlockState.Bad) continue;
       maxEc = Math.max(maxEc, info.eraseCount);
       if (info.state !== BlockState.Sealed) continue;
@@ -853,7 +925,7 @@ export class FlashStore implements RecordStore {
         minEc = info.eraseCount;
         coldest = b;
       }
-      if (info.liveCost < bestCost || (info.liveCost === bestCost && info.eraseCount < (this.blocks[best] as BlockInfo).eraseCount)) {
+      if (info.liveCost < bestCost || (info.liveCost === bestCost && info.eraseCount < this.block(best).eraseCount)) {
         bestCost = info.liveCost;
         best = b;
       }
@@ -880,7 +952,7 @@ export class FlashStore implements RecordStore {
     this.relocate(victim);
     this.counters.gcRuns++;
     if (this.retiring.delete(victim)) {
-      const info = this.blocks[victim] as BlockInfo;
+      const info = this.block(victim);
       this.forgetItems(info);
       this.pageCache.clear();
       this.chip.markBad(victim);
@@ -892,7 +964,7 @@ export class FlashStore implements RecordStore {
 
   /** Copies the live items of `victim` into a new frame in its lane; the victim then holds nothing live. */
   private relocate(victim: number): void {
-    const info = this.blocks[victim] as BlockInfo;
+    const info = this.block(victim);
     const lane = info.lane;
     const frame = this.nextFrame++;
     const moves: { old: ItemRef; neo: ItemRef }[] = [];
@@ -978,7 +1050,7 @@ export class FlashStore implements RecordStore {
 
   /** Erases a block whose live items are gone; a failing erase retires it (bad-block marker). */
   private eraseOrRetire(b: number): void {
-    const info = this.blocks[b] as BlockInfo;
+    const info = this.block(b);
     this.forgetItems(info);
     this.pageCache.clear();
     if (this.chip.erase(b)) {
@@ -993,7 +1065,7 @@ export class FlashStore implements RecordStore {
     info.state = BlockState.Bad;
   }
 
-  private forgetItems(info: BlockInfo): void {
+  private forgetItems(info: BlockView): void {
     for (const ref of info.items) if (ref.kind === ITEM_PUT || ref.kind === ITEM_MARK) this.bumpKeyEntries(keyOf(ref.type, ref.id), -1);
     info.items = [];
     info.liveCost = 0;
@@ -1030,7 +1102,7 @@ export class FlashStore implements RecordStore {
       assert(guardLoops < this.g.blocks * 4, "addItem cannot place an item");
       const w = this.lanes[lane] as LaneWriter;
       if (w.block < 0) this.openBlock(lane);
-      const info = this.blocks[w.block] as BlockInfo;
+      const info = this.block(w.block);
       if (w.pendingSlots + slots > this.slotsPerPage) {
         this.flush(lane);
         continue;
@@ -1059,7 +1131,7 @@ export class FlashStore implements RecordStore {
       assert(attempts < this.g.blocks, "no block accepts the page");
       if (w.block < 0) this.openBlock(lane);
       const b = w.block;
-      const info = this.blocks[b] as BlockInfo;
+      const info = this.block(b);
       const page = new Uint8Array(this.pageTotal).fill(0xff);
       let at = PAGE_HEADER_BYTES;
       for (const p of w.pending) {
@@ -1080,7 +1152,7 @@ export class FlashStore implements RecordStore {
       const ok = this.chip.program(b, info.nextPage, page);
       info.nextPage++;
       if (ok) {
-        for (const p of w.pending) info.items.push(p.ref);
+        for (const p of w.pending) info.pushItem(p.ref);
         w.pending = [];
         w.pendingSlots = 0;
         return;
@@ -1092,7 +1164,7 @@ export class FlashStore implements RecordStore {
   /** The lane's active block failed a program: stop using it, relocate it later, then mark it bad. */
   private retireActive(lane: number): void {
     const w = this.lanes[lane] as LaneWriter;
-    const info = this.blocks[w.block] as BlockInfo;
+    const info = this.block(w.block);
     info.state = BlockState.Unsealed;
     this.gcQueue.add(w.block);
     this.retiring.add(w.block);
@@ -1105,7 +1177,7 @@ export class FlashStore implements RecordStore {
   private seal(lane: number): void {
     const w = this.lanes[lane] as LaneWriter;
     const b = w.block;
-    const info = this.blocks[b] as BlockInfo;
+    const info = this.block(b);
     assert(w.pending.length === 0, "seal with a pending page");
     const total = this.summaryPages(info.items.length);
     assert(info.nextPage + total <= this.g.pagesPerBlock, "summary does not fit");
@@ -1141,13 +1213,13 @@ export class FlashStore implements RecordStore {
   private openBlock(lane: number): void {
     for (let attempts = 0; attempts < this.g.blocks; attempts++) {
       let pick = -1;
-      for (let b = 0; b < this.blocks.length; b++) {
-        const info = this.blocks[b] as BlockInfo;
+      for (let b = 0; b < this.g.blocks; b++) {
+        const info = this.block(b);
         if (info.state !== BlockState.Free) continue;
-        if (pick < 0 || info.eraseCount < (this.blocks[pick] as BlockInfo).eraseCount) pick = b;
+        if (pick < 0 || info.eraseCount < this.block(pick).eraseCount) pick = b;
       }
       if (pick < 0) throw new StoreError("STORAGE_FULL", "storage full: no free flash block is left");
-      const info = this.blocks[pick] as BlockInfo;
+      const info = this.block(pick);
       if (!info.clean) {
         this.eraseOrRetire(pick);
         if (info.state !== BlockState.Free) continue;
@@ -1213,8 +1285,8 @@ export class FlashStore implements RecordStore {
   private noteCorrections(b: number, n: number): void {
     if (n === 0) return;
     this.counters.eccCorrections += n;
-    const info = this.blocks[b];
-    if (!info) return;
+    if (b < 0 || b >= this.g.blocks) return;
+    const info = this.block(b);
     info.corrections += n;
     if (info.corrections >= SCRUB_THRESHOLD && (info.state === BlockState.Sealed || info.state === BlockState.Unsealed) && !this.gcQueue.has(b)) {
       this.gcQueue.add(b);

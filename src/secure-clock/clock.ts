@@ -154,12 +154,14 @@ export class SecureClock {
 
   /**
    * The op recording the current source time as the high-water mark; the COS adds it to
-   * every transaction so a power cycle cannot move the clock back. Undefined when unset.
+   * its transactions so a power cycle cannot move the clock back. Undefined when unset, or
+   * when the mark moved less than `minAdvanceMs` since the persisted one.
    */
-  checkpointOp(): { op: TxOp; anchor: Uint8Array } | undefined {
+  checkpointOp(minAdvanceMs = 0): { op: TxOp; anchor: Uint8Array } | undefined {
     const a = this.anchor;
     if (!a) return undefined;
     const hw = Math.max(a.highWaterMs, this.seenMs, this.o.source.now());
+    if (hw - a.highWaterMs < minAdvanceMs || (minAdvanceMs > 0 && hw === a.highWaterMs)) return undefined;
     const anchor = encodeAnchor({ ...a, highWaterMs: hw });
     return { op: this.putOp(anchor), anchor };
   }

@@ -64,7 +64,8 @@ describe("bureau endpoints over HTTPS on 127.0.0.1", () => {
   it("GET /sync returns stock, limits and restrictions, signed by the bureau", async () => {
     const sync = await call(bureau, `/api/v1/sync?taxpayerId=${TAXPAYER}&deviceSerial=${DEVICE}`);
     expect(sync.status).toBe(200);
-    expect(sync.json.payload.stock).toEqual([{ invoiceCode: INVOICE_CODE, startNumber: 1, count: 100_000 }]);
+    expect(sync.json.payload.stock).toEqual([{ typeCode: "02601", invoiceCode: INVOICE_CODE, startNumber: 1, count: 100_000, purchasedOn: "20260101" }]);
+    expect(sync.json.issuerMessages).toEqual([]);
     expect(sync.json.payload.limits.offlineHours).toBe(72);
     expect(sync.json.payload.restrictions).toEqual({ issuingLocked: false, allowedKinds: ["normal", "red"] });
     expect(JSON.parse(sync.json.payloadText)).toEqual(sync.json.payload);

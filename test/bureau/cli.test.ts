@@ -48,6 +48,7 @@ describe("ukeysim bureau serve", () => {
       [["--fault", "http502=maybe"], /fault http502 must be true or false/],
       [["--fault", "nonsense"], /name=value/],
       [["--seed", "-4"], /seed must be a non-negative integer/],
+      [["--master-key", "abc"], /master key must be 32 hex digits/],
     ] as const) {
       const run = spawnSync(process.execPath, ["--import", "tsx", MAIN, "bureau", "serve", ...args], { cwd: ROOT, encoding: "utf8" });
       expect(run.status, args.join(" ")).toBe(1);

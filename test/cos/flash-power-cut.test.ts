@@ -86,7 +86,7 @@ describe("power cuts at every NAND operation (FlashStore)", () => {
         invariants(r);
         if (applied && op.name === "issue") expect(after).toBe(before + 1);
       }
-      expect(cuts).toBeGreaterThan(3);
+      expect(cuts).toBeGreaterThan(1); // the command programmed pages, and each was cut
       invariants(r);
     });
   }
