@@ -63,7 +63,7 @@ describe("upload under network faults", () => {
     const { Rng } = await import("../../src/sim/index.ts");
     let sleeps = 0;
     const issuer = new OfflineIssuer({
-      client: rig.client, db: rig.db, clock: rig.clock, rng: new Rng(3), agent: new LocalIssuerAgent(PROFILE.bureauMasterKey), uploadBatchEvents: 16,
+      client: rig.client, db: rig.db, clock: rig.clock, rng: new Rng(3), agent: new LocalIssuerAgent(PROFILE.bureauMasterKey),
       bureau: new (class extends BureauHttp {
         n = 0;
         override async post<T>(path: string, body: unknown): Promise<T> {
