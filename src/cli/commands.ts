@@ -3,6 +3,7 @@ import { registerApdu } from "./apdu.ts";
 import { registerBureau } from "./bureau.ts";
 import { registerDiagnose } from "./diagnose.ts";
 import { registerFlashDemo } from "./flash-demo.ts";
+import { registerHil } from "./hil.ts";
 import { registerInspect } from "./inspect.ts";
 import { registerIssuer } from "./issuer.ts";
 import { registerPersonalize } from "./personalize.ts";
@@ -17,6 +18,7 @@ const COMMANDS: readonly ((program: Command) => void)[] = [
   registerBureau,
   registerDiagnose,
   registerFlashDemo,
+  registerHil,
   registerInspect,
   registerIssuer,
   registerPersonalize,
