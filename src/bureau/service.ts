@@ -11,10 +11,12 @@ import {
   type CertificateInfo, type CrlInfo,
 } from "../crypto/index.ts";
 import {
-  decodeBatch, DecodeError, deriveCardKey, EventKind, PURCHASE_LAYOUT, signedInvoiceBytes, signedVoidBytes, CHALLENGE_BYTES,
-  type ExportBatch,
+  beijingDate, PurchaseStatus, decodeBatch, DecodeError, deriveCardKey, EventKind, PURCHASE_LAYOUT, signedInvoiceBytes, signedVoidBytes,
+  type ExportBatch, type IssuanceProfile,
 } from "../tax/index.ts";
+import { BureauError, bad } from "./errors.ts";
 import type { BureauFaults } from "./faults.ts";
+import { array, b64, base64, DEVICE_SERIAL, hex, integer, INVOICE_CODE, lengthPrefixed, object, onlyKeys, parseChallenge, TAXPAYER_ID, text } from "./validate.ts";
 import { confirmMessages, syncMessages, toOfflineLimits, toPurchaseRecords, type IssuerMessage } from "./issuer-messages.ts";
 import { InvoiceFormatError, type InvoiceFields, type InvoiceFormat, MAX_INVOICE_BYTES, INVOICE_KINDS } from "./invoice-format.ts";
 import { CRL_REPUBLISH_MS, issueDevice, publishCrl, type BureauPki } from "./pki.ts";
@@ -31,6 +33,8 @@ export const MAX_STOCK_RANGE_COUNT = 1_000_000;
 const MAX_SIGNATURE_BYTES = 80;
 const RECEIPT_ID_BYTES = 16;
 
+export { BureauError };
+
 /** Per-invoice rejection codes in a receipt's `rejected` list. */
 export const INVOICE_REJECTIONS = [
   "MALFORMED_INVOICE", "BAD_SIGNATURE", "WRONG_DEVICE", "BAD_TAX_CONTROL_CODE", "NOT_IN_STOCK", "KIND_NOT_ALLOWED", "OVER_LIMIT", "DUPLICATE_NUMBER",
@@ -43,16 +47,6 @@ export const REQUEST_REFUSALS = [
   "BAD_EXPORT", "BAD_BATCH_SIGNATURE", "EXPORT_DEVICE_MISMATCH",
 ] as const;
 
-export class BureauError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string, readonly detail?: Record<string, unknown>) {
-    super(message);
-    this.name = "BureauError";
-  }
-}
-
-function bad(code: string, message: string): BureauError {
-  return new BureauError(400, code, message);
-}
 
 export type { IssuerMessage };
 
@@ -115,71 +109,12 @@ export interface ServiceOptions {
   clock: Clock;
   format: InvoiceFormat;
   faults: () => Readonly<BureauFaults>;
-  /** Master key from which card keys are derived (deriveCardKey) for devices without a registered card key. */
-  masterKey: Uint8Array;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Input helpers
-
-function object(value: unknown, what: string): Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw bad("BAD_REQUEST", `${what} must be a JSON object`);
-  return value as Record<string, unknown>;
-}
-
-function onlyKeys(o: Record<string, unknown>, allowed: readonly string[], what: string): void {
-  const extra = Object.keys(o).filter((k) => !allowed.includes(k));
-  if (extra.length) throw bad("BAD_REQUEST", `${what}: unknown field(s) ${extra.join(", ")}`);
-}
-
-function text(o: Record<string, unknown>, key: string, pattern: RegExp, what: string): string {
-  const value = o[key];
-  if (typeof value !== "string" || !pattern.test(value)) throw bad("BAD_REQUEST", `${what}.${key} is missing or malformed (expected ${pattern.source})`);
-  return value;
-}
-
-function integer(o: Record<string, unknown>, key: string, min: number, max: number, what: string): number {
-  const value = o[key];
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) throw bad("BAD_REQUEST", `${what}.${key} must be an integer in [${min}, ${max}]`);
-  return value;
-}
-
-function array(o: Record<string, unknown>, key: string, min: number, max: number, what: string): unknown[] {
-  const value = o[key];
-  if (!Array.isArray(value) || value.length < min || value.length > max) throw bad("BAD_REQUEST", `${what}.${key} must be an array of ${min}-${max} items`);
-  return value;
-}
-
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
-function base64(value: unknown, what: string, maxBytes: number): Uint8Array {
-  if (typeof value !== "string" || value.length === 0 || value.length > Math.ceil(maxBytes / 3) * 4 || !BASE64.test(value)) {
-    throw bad("BAD_REQUEST", `${what} must be base64 of at most ${maxBytes} bytes`);
-  }
-  const bytes = Buffer.from(value, "base64");
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-export const TAXPAYER_ID = /^[0-9A-Z]{15,20}$/;
-export const DEVICE_SERIAL = /^[0-9A-Za-z-]{1,32}$/;
-const INVOICE_CODE = /^(\d{10}|\d{12})$/;
-
-function b64(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
-}
-
-function hex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
-}
-
-function lengthPrefixed(parts: readonly Uint8Array[]): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (const p of parts) {
-    const length = new Uint8Array(4);
-    new DataView(length.buffer).setUint32(0, p.length);
-    out.push(length, p);
-  }
-  return out;
+  /**
+   * Master key from which card keys are derived (deriveCardKey) for devices without a
+   * registered card key. Without either, the bureau cannot speak to that card and sends no
+   * issuer messages (a host then falls back to its own issuer agent).
+   */
+  masterKey?: Uint8Array | undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -284,6 +219,26 @@ export class BureauService {
     return { deviceSerial, taxpayerId };
   }
 
+  /**
+   * Registers the taxpayer and the device of an issuance profile (src/tax parseProfile), as the
+   * bureau that personalized the card knows them: stock from its purchase records, limits from
+   * its offline limits, the device with the profile's tax-control key.
+   */
+  registerProfile(profile: IssuanceProfile, deviceSerial: string): TaxpayerRecord {
+    const l = profile.limits;
+    const record = this.registerTaxpayer({
+      taxpayerId: profile.taxpayer.taxpayerId,
+      name: profile.taxpayer.taxpayerName,
+      limits: { offlineHours: l.validDays * 24, maxInvoiceFen: l.singleLimitFen, maxOfflineTotalFen: l.maxOfflineAmountFen, maxOfflineCount: l.maxOfflineCount },
+      restrictions: { issuingLocked: l.offlineAllowed === 0, allowedKinds: [...INVOICE_KINDS] },
+      stock: profile.purchases.filter((p) => p.status !== PurchaseStatus.EMPTY).map((p) => ({
+        typeCode: p.typeCode, invoiceCode: p.invoiceCode, startNumber: p.startNumber, count: p.count, ...(p.purchasedOn ? { purchasedOn: p.purchasedOn } : {}),
+      })),
+    });
+    this.registerDevice({ deviceSerial, taxpayerId: record.taxpayerId, taxControlKey: hex(profile.taxKey) });
+    return record;
+  }
+
   /** Issues a device certificate for a key generated on the Ukey (personalisation). */
   issueDeviceCertificate(input: unknown): { certificate: string; chain: string[] } {
     const o = object(input, "certificate request");
@@ -306,9 +261,10 @@ export class BureauService {
     return { certificate: b64(der), chain: [b64(der), b64(this.options.pki.intermediate.der)] };
   }
 
-  /** The card key of a registered device: its own, or derived from the master key and its serial. */
-  private cardKey(deviceSerial: string, device: DeviceRecord): Uint8Array {
-    return device.cardKey ?? deriveCardKey(this.options.masterKey, deviceSerial);
+  /** The card key of a registered device: its own, or derived from the master key and its serial; undefined when unknown. */
+  private cardKey(deviceSerial: string, device: DeviceRecord): Uint8Array | undefined {
+    if (device.cardKey) return device.cardKey;
+    return this.options.masterKey ? deriveCardKey(this.options.masterKey, deviceSerial) : undefined;
   }
 
   sync(taxpayerId: string, deviceSerial: string, challengeHex?: string): SyncResponse {
@@ -327,7 +283,8 @@ export class BureauService {
       restrictions: taxpayer.restrictions, crlNumber: this.currentCrl().crlNumber ?? 0,
     };
     const payloadText = JSON.stringify(payload);
-    const issuerMessages = challenge ? syncMessages(this.cardKey(deviceSerial, device), challenge, purchases, offlineLimits) : [];
+    const cardKey = this.cardKey(deviceSerial, device);
+    const issuerMessages = challenge && cardKey ? syncMessages(cardKey, challenge, purchases, offlineLimits) : [];
     return { payload, payloadText, signature: this.sign(payloadText), issuerMessages };
   }
 
@@ -373,7 +330,8 @@ export class BureauService {
     }
     // The confirmation reflects what the bureau holds now (a replay may follow a newer upload).
     const through = this.options.store.device(deviceSerial)?.confirmedSeq ?? 0;
-    const issuerMessages = challenge && through > 0 ? confirmMessages(this.cardKey(deviceSerial, device), challenge, through) : [];
+    const cardKey = this.cardKey(deviceSerial, device);
+    const issuerMessages = challenge && cardKey && through > 0 ? confirmMessages(cardKey, challenge, through) : [];
     return { ...response, issuerMessages };
   }
 
@@ -548,13 +506,8 @@ type Entry = IssueEntry | VoidEntry;
 
 const DEFAULT_TYPE_CODE = "02601";
 
+/** The purchase date as the card records dates: Beijing time, YYYYMMDD. */
 function yyyymmdd(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10).replaceAll("-", "");
+  return beijingDate(Math.floor(ms / 1000));
 }
 
-function parseChallenge(value: unknown): Uint8Array {
-  if (typeof value !== "string" || !new RegExp(`^[0-9a-fA-F]{${CHALLENGE_BYTES * 2}}$`).test(value)) {
-    throw bad("BAD_REQUEST", `challenge must be ${CHALLENGE_BYTES * 2} hex digits (the card's GET CHALLENGE answer)`);
-  }
-  return fromHex(value);
-}

@@ -1,10 +1,14 @@
 import type { Command } from "commander";
 import { registerApdu } from "./apdu.ts";
 import { registerBureau } from "./bureau.ts";
+import { registerDemo } from "./demo.ts";
+import { registerDiagnose } from "./diagnose.ts";
 import { registerFlashDemo } from "./flash-demo.ts";
 import { registerHil } from "./hil.ts";
 import { registerInspect } from "./inspect.ts";
+import { registerIssuer } from "./issuer.ts";
 import { registerPersonalize } from "./personalize.ts";
+import { registerServe } from "./serve.ts";
 
 /**
  * Every command of the CLI. One import and one entry per command file, each on its own
@@ -13,10 +17,14 @@ import { registerPersonalize } from "./personalize.ts";
 const COMMANDS: readonly ((program: Command) => void)[] = [
   registerApdu,
   registerBureau,
+  registerDemo,
+  registerDiagnose,
   registerFlashDemo,
   registerHil,
   registerInspect,
+  registerIssuer,
   registerPersonalize,
+  registerServe,
 ];
 
 export function registerCommands(program: Command): void {
