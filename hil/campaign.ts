@@ -194,6 +194,10 @@ export interface CampaignOptions {
   traces?: boolean;
   /** Judge every point through APDUs (no record-set fast path). */
   fullJudge?: boolean;
+  /** Monotonic clock (ms) for the phase timings of the bench; results stay free of timings without it. */
+  now?: () => number;
+  /** Receives the time spent running scenarios and judging points (when `now` is given). */
+  onTimings?: (t: { scenariosMs: number; judgeMs: number }) => void;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -474,6 +478,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   };
 
   // Run every scenario once, recording a torn fork at each mutating operation (cheap: copy-on-write).
+  const t0 = options.now?.() ?? 0;
   const runs: ScenarioRun[] = [];
   for (const sc of scenarios) runs.push(await runScenario(sc, options.seed, keys, !options.only || options.only.scenario === sc.name));
   const firsts = runs.flatMap((run, si) => run.cuts.map((cut) => ({ si, cut })));
@@ -503,6 +508,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   for (const sc of scenarios) result.perScenario[sc.name] = { cutPoints: 0, failures: 0 };
   const mine = work.map((w, index) => ({ w, index })).filter(({ index }) => options.only !== undefined || inShard(index, shard));
   let done = 0;
+  const t1 = options.now?.() ?? 0;
   for (const { w, index } of mine) {
     const sc = scenarios[w.scenario]!;
     const run = runs[w.scenario]!;
@@ -534,6 +540,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     } else result.passed++;
     options.onProgress?.(++done, mine.length);
   }
+  if (options.now) options.onTimings?.({ scenariosMs: t1 - t0, judgeMs: options.now() - t1 });
   return result;
 }
 
