@@ -98,9 +98,10 @@ export function registerHil(program: Command): void {
     .option("--seed <n>", "seed of the campaign", "1")
     .option("--shard <i/n>", "run shard i of n (1-based)", "1/1")
     .option("--only <cut[,second]>", "re-run one cut point of one --scenario")
+    .option("--full-judge", "judge every cut point through APDUs (no record-set fast path)")
     .option("--out <file>", "write the shard's result JSON here (for campaign merge)")
     .option("--failures-dir <dir>", "write each failure's minimal trace here (default: beside --out)")
-    .action((o: { scenario: string[]; mode: string; cuts: string; samples: string; seed: string; shard: string; only?: string; out?: string; failuresDir?: string }) =>
+    .action((o: { scenario: string[]; mode: string; cuts: string; samples: string; seed: string; shard: string; only?: string; fullJudge?: boolean; out?: string; failuresDir?: string }) =>
       guarded(async () => {
         const seed = seedOf(o.seed);
         if (o.mode !== "exhaustive" && o.mode !== "random") throw new InvalidArgumentError(`--mode must be exhaustive or random, got "${o.mode}"`);
@@ -116,7 +117,7 @@ export function registerHil(program: Command): void {
         }
         const onProgress = progress("power-cut");
         const result = await runCampaign({
-          seed, scenarios: o.scenario, mode: o.mode, cuts: o.cuts === "2" ? 2 : 1, shard, samples: Number(o.samples), ...(only ? { only } : {}), ...(onProgress ? { onProgress } : {}),
+          seed, scenarios: o.scenario, mode: o.mode, cuts: o.cuts === "2" ? 2 : 1, shard, samples: Number(o.samples), fullJudge: o.fullJudge === true, ...(only ? { only } : {}), ...(onProgress ? { onProgress } : {}),
         });
         if (o.out) {
           mkdirSync(dirname(o.out), { recursive: true });

@@ -35,8 +35,9 @@ describe("hil run on sim:memory", () => {
   });
 
   it("the same seed gives a byte-identical trace; replay says identical; a tampered trace diverges", async () => {
-    const a = await runHil({ target: "sim:memory", suites: ["power-cut"], seed: 9, quick: true });
-    const b = await runHil({ target: "sim:memory", suites: ["power-cut"], seed: 9, quick: true });
+    const suites = ["power-cut", "conformance", "performance"];
+    const a = await runHil({ target: "sim:memory", suites, seed: 9, quick: true });
+    const b = await runHil({ target: "sim:memory", suites, seed: 9, quick: true });
     expect(a.report.results.every((r) => r.status === "pass")).toBe(true);
     expect(a.trace.toJsonLines()).toBe(b.trace.toJsonLines());
     expect(a.trace.events.some((e) => e.kind === "fault")).toBe(true);
