@@ -10,6 +10,7 @@ import { SUITES, SUITE_NAMES, coverageCase } from "./suites.ts";
 import type { SuiteContext } from "./suite-kit.ts";
 import type { PowerControl } from "./power.ts";
 import type { IssuerKeys } from "./issuer-keys.ts";
+import type { ApduChannel } from "../src/transport/index.ts";
 
 export const HIL_TOOL = "hil run";
 
@@ -23,6 +24,8 @@ export interface HilRunOptions {
   keys?: IssuerKeys;
   /** Bounded iterations (tests). */
   quick?: boolean;
+  /** Opens non-sim targets (default src/transport's openChannel). */
+  openChannel?: (uri: string) => Promise<ApduChannel>;
   /** Monotonic clock for durations (performance.now by default); never written to the trace. */
   now?: () => number;
 }
@@ -43,7 +46,7 @@ export async function runHil(o: HilRunOptions): Promise<{ report: RunReport; tra
   const rt = new RunTrace(o.trace ? new TeeTrace([memory, o.trace]) : memory);
   const params = { target: o.target, suites, quick: o.quick === true };
   rt.emit({ kind: "run", seed: o.seed, tool: HIL_TOOL, params });
-  const target: Target = await openTarget(o.target, { seed: o.seed, trace: rt, ...(o.power ? { power: o.power } : {}), ...(o.keys ? { keys: o.keys } : {}) });
+  const target: Target = await openTarget(o.target, { seed: o.seed, trace: rt, ...(o.power ? { power: o.power } : {}), ...(o.keys ? { keys: o.keys } : {}), ...(o.openChannel ? { openChannel: o.openChannel } : {}) });
   const rng = new Rng(o.seed);
   const ctx: SuiteContext = {
     target, send: (a) => target.channel.transmit(a), rng, trace: rt, seenSw: new Set(), now: o.now ?? (() => performance.now()), quick: o.quick === true,

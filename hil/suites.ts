@@ -362,11 +362,7 @@ async function nextNumber(ctx: SuiteContext, code: string): Promise<number> {
 export const differential: Suite = async (ctx) => {
   const S = "differential";
   if (ctx.target.kind !== "sim") {
-    return [await runCase(ctx, S, "hardware vs reference model", async () => {
-      const r = await runDifferential({ seed: ctx.rng.nextU32(), runs: ctx.quick ? 5 : 30, target: ctx.target });
-      check(r.ok, r.message ?? "differs", r.detail);
-      return { sequences: r.runs };
-    })];
+    return [skipped(S, "target vs reference model", `needs a target that can be reset to the reference's state for every sequence; ${ctx.target.uri} cannot (docs/hil.md)`)];
   }
   return [await runCase(ctx, S, "in-process target vs reference model", async () => {
     const r = await runDifferential({ seed: ctx.rng.nextU32(), runs: ctx.quick ? 10 : 60 });

@@ -125,6 +125,8 @@ export interface OpenTargetOptions {
   power?: PowerControl;
   /** Bureau-side keys for hardware (readIssuerKeys); the simulator's are built in. */
   keys?: IssuerKeys;
+  /** How to open a non-sim URI; default src/transport's openChannel (when this build has it). */
+  openChannel?: (uri: string) => Promise<ApduChannel>;
 }
 
 export async function openTarget(uri: string, options: OpenTargetOptions): Promise<Target> {
@@ -164,7 +166,7 @@ export async function openTarget(uri: string, options: OpenTargetOptions): Promi
     };
     return { uri, kind: "sim", channel, power, sim, keys: options.keys ?? simIssuerKeys(), close: () => channel.close() };
   }
-  const open = (transport as unknown as Record<string, unknown>).openChannel as ((u: string) => Promise<ApduChannel>) | undefined;
+  const open = options.openChannel ?? ((transport as unknown as Record<string, unknown>).openChannel as ((u: string) => Promise<ApduChannel>) | undefined);
   if (typeof open !== "function") throw new TargetError(`target "${uri}": hardware targets need src/transport's openChannel, which this build does not have yet; use sim:memory or sim:IMAGE`);
   if (!options.keys) throw new TargetError(`target "${uri}": a hardware target needs the vendor's issuer-key file (--issuer-keys FILE, format in docs/hil.md)`);
   let inner: ApduChannel;

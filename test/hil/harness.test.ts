@@ -9,6 +9,11 @@ import {
   type Scenario,
 } from "../../hil/index.ts";
 import { issue } from "../../hil/ukey-ops.ts";
+import { simIssuerKeys, HIL_START_SECONDS } from "../../hil/index.ts";
+import { createUkey } from "../../src/cos/index.ts";
+import { ModelStore } from "../../src/flash-store/index.ts";
+import { Rng, VirtualClock } from "../../src/sim/index.ts";
+import { InProcessChannel } from "../../src/transport/index.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const MAIN = join(ROOT, "src/cli/main.ts");
@@ -72,6 +77,23 @@ describe("hil run on sim:memory", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("runs on a hardware-like target reached only through an ApduChannel (no simulator extras)", async () => {
+    const card = createUkey({ store: new ModelStore(), clock: new VirtualClock(HIL_START_SECONDS * 1000), rng: new Rng(77), serial: "UK00000000000042" });
+    const opened: string[] = [];
+    const openChannel = async (uri: string) => {
+      opened.push(uri);
+      return new InProcessChannel(card, uri);
+    };
+    const { report, trace } = await runHil({ target: "usb:1234:5678", suites: ["conformance", "tax-rules", "power-cut", "differential"], seed: 5, quick: true, keys: simIssuerKeys(), openChannel });
+    expect(opened).toEqual(["usb:1234:5678"]);
+    expect(report.results.filter((r) => r.status === "fail" || r.status === "error")).toEqual([]);
+    expect(report.results.filter((r) => r.status === "skip").map((r) => r.suite).sort()).toEqual(["differential", "power-cut", "tax-rules", "tax-rules"]);
+    expect(report.wearMap).toBeUndefined();
+    expect(trace.events.some((e) => e.kind === "flash")).toBe(false);
+    expect((trace.events.at(-1) as { imageDigest?: string }).imageDigest).toBeUndefined();
+    await expect(runHil({ target: "usb:1234:5678", suites: ["conformance"], seed: 5, openChannel })).rejects.toThrow(/issuer-key file/);
   });
 
   it("refuses bad targets, suites and issuer-key files with clear errors", async () => {
