@@ -7,13 +7,13 @@
  * nothing lost, no invoice number reused, no PIN try regained.
  *
  * With cuts = 2 each torn fork is cut again at every mutating operation of its recovery
- * (mount, repair, power-on, the judge's reads) before being judged.
+ * (mount, repair, power-on, SELECT, GET DEVICE INFO, login) before being judged.
  *
  * Work items are (scenario, first cut[, second cut]) in a fixed order; `--shard i/n`
  * takes every n-th item. Results merge (mergeCampaignResults) when they are shards of the
  * same campaign, each present exactly once.
  */
-import { PinRef, issuer, call, verifyPin, selectApplication, decodeBatch, type Send, type PurchaseRecord } from "../src/tax/index.ts";
+import { PinRef, issuer, call, verifyPin, selectApplication, decodeBatch, transceive, encodeCommand, CLA_ISO, CLA_PROPRIETARY, INS, TAX_AID, PIN_MAX_TRIES, type Send, type PurchaseRecord } from "../src/tax/index.ts";
 import { Rng, MemoryTrace, toHex, type TraceEvent } from "../src/sim/index.ts";
 import { tearOperationOnFork, DecryptCache, FlashStore, bytesEqual, type NandChip, type NandOp, type RecordStore } from "../src/flash-store/index.ts";
 import { sm3 } from "../src/crypto/index.ts";
@@ -426,7 +426,7 @@ async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record 
  * exactly like the boundary device the APDU judge already fingerprinted. Otherwise (or
  * with fullJudge) a fresh COS is powered on over the chip and fingerprinted through APDUs.
  */
-async function verdictOf(run: ScenarioRun, step: number, chip: NandChip, pins: string[], watch: { code: string; number: number }[], fullJudge: boolean): Promise<{ verdict: "old" | "new" | null; print?: Fingerprint }> {
+async function verdictOf(run: ScenarioRun, step: number, chip: NandChip, pins: string[], watch: { code: string; number: number }[], fullJudge: boolean, twoCuts: boolean): Promise<{ verdict: "old" | "new" | null; print?: Fingerprint }> {
   if (!fullJudge) {
     let store: FlashStore | undefined;
     try {
@@ -440,20 +440,37 @@ async function verdictOf(run: ScenarioRun, step: number, chip: NandChip, pins: s
     }
   }
   const print = await judge(run.device, chip, pins, watch);
-  return { verdict: oldOrNew(print, run.before[step]!, run.after[step]!), print };
+  return { verdict: twoCuts ? oldOrNew(print, run.before[step]!, run.after[step]!, 2, PIN_MAX_TRIES) : oldOrNew(print, run.before[step]!, run.after[step]!), print };
 }
 
-/** Mutating operations of the recovery of a torn chip (mount, power-on, judge reads). */
-function recoveryOps(base: SimDevice, torn: NandChip, pins: string[], watch: { code: string; number: number }[]): Promise<{ k: number; op: NandOp; torn2: NandChip }[]> {
+/**
+ * The recovery of a torn chip as a host does it: mount (with repair), COS power-on,
+ * SELECT, GET DEVICE INFO and the login (VERIFY with the PIN it knows). A second cut goes
+ * at each mutating operation of this; the judge then allows the login's effect on the
+ * tries (restored to the maximum, or one more lost).
+ */
+async function recover(base: SimDevice, chip: NandChip, pin: string): Promise<void> {
+  const dev = base.onChip(chip, JUDGE_SALT);
+  dev.powerOn();
+  const send = sendOf(dev);
+  await transceive(send, encodeCommand({ cla: CLA_ISO, ins: INS.SELECT, p1: 4, p2: 0, data: TAX_AID }));
+  await transceive(send, encodeCommand({ cla: CLA_PROPRIETARY, ins: INS.GET_DEVICE_INFO, le: 256 }));
+  await transceive(send, verifyApdu(pin));
+}
+
+/** Mutating operations of the recovery of a torn chip, each torn on its own fork. */
+async function recoveryOps(base: SimDevice, torn: NandChip, pin: string): Promise<{ k: number; op: NandOp; torn2: NandChip }[]> {
   const chip = torn.fork();
   const out: { k: number; op: NandOp; torn2: NandChip }[] = [];
   chip.setObserver((k, op) => {
     if (op.kind !== "read") out.push({ k, op, torn2: tearOperationOnFork(chip, op, new Rng(base.seed, 0x5eed ^ k)) });
   });
-  return judge(base, chip, pins, watch).then(() => {
+  try {
+    await recover(base, chip, pin);
+  } finally {
     chip.setObserver(null);
-    return out;
-  });
+  }
+  return out;
 }
 
 interface WorkItem {
@@ -498,7 +515,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     if (cuts === 1) work.push({ scenario: si, cut, chip: cut.torn });
     else {
       const sc = scenarios[si]!;
-      for (const r of await recoveryOps(runs[si]!.device, cut.torn, sc.pins?.(keys) ?? [keys.profile.userPin], sc.watch?.(keys) ?? [])) {
+      for (const r of await recoveryOps(runs[si]!.device, cut.torn, (sc.pins?.(keys) ?? [keys.profile.userPin])[0]!)) {
         if (options.only?.second !== undefined && options.only.second !== r.k) continue;
         work.push({ scenario: si, cut, second: r.k, chip: r.torn2 });
       }
@@ -521,7 +538,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     per.cutPoints++;
     let reason: string | undefined;
     try {
-      const v = await verdictOf(run, c.step, w.chip, pins, watch, options.fullJudge === true);
+      const v = await verdictOf(run, c.step, w.chip, pins, watch, options.fullJudge === true, w.second !== undefined);
       if (!v.print) result.fastVerdicts++;
       if (!v.verdict) {
         reason = `after a cut at op ${c.cut} (${c.op.kind} block ${c.op.block})${w.second !== undefined ? ` and one at op ${w.second} of its recovery` : ""} in step "${c.stepName}" the card shows neither the state before the step nor the one after:\n  got    ${v.print ? describeFingerprint(v.print) : "?"}\n  before ${describeFingerprint(run.before[c.step]!)}\n  after  ${describeFingerprint(run.after[c.step]!)}`;
@@ -594,7 +611,7 @@ export async function cutTrace(seed: number, sc: Scenario, cut: number, second: 
       if (op.kind !== "read") trace.emit(flashEvent(seq.n++, k, op));
     });
     try {
-      await judge(dev, dev.chip, pins, watch);
+      await recover(dev, dev.chip, pins[0]!);
     } catch (error) {
       if (!dev.chip.poweredOff) throw error;
     }
@@ -608,7 +625,7 @@ export async function cutTrace(seed: number, sc: Scenario, cut: number, second: 
   let detail: string;
   try {
     const print = await judge(dev, dev.chip, pins, watch, trace, seq);
-    const verdict = oldOrNew(print, accept[0]!, accept[1]!);
+    const verdict = second !== undefined ? oldOrNew(print, accept[0]!, accept[1]!, 2, PIN_MAX_TRIES) : oldOrNew(print, accept[0]!, accept[1]!);
     ok = verdict !== null;
     detail = verdict ? `${verdict} state` : "neither the old state nor the new one";
   } catch (error) {

@@ -150,14 +150,18 @@ export async function fingerprint(send: Send, pins: readonly string[], watch: re
 /**
  * Old-or-new with the PIN rule: the device shows exactly the state before or after, except
  * that a cut may cost a PIN try (the counter is decremented before the compare) but never
- * give one back: with the old state the tries may be the old count or one fewer.
+ * give one back: with the old state the tries may be the old count or up to `maxLost` fewer
+ * (one per cut), or `loginTries` when a host login after the cut restored them.
  */
-export function oldOrNew(got: Fingerprint, before: Fingerprint, after: Fingerprint): "old" | "new" | null {
+export function oldOrNew(got: Fingerprint, before: Fingerprint, after: Fingerprint, maxLost = 1, loginTries?: number): "old" | "new" | null {
   const same = (a: Fingerprint, b: Fingerprint) => a.key === b.key && a.userTries === b.userTries && a.soTries === b.soTries;
   if (same(got, after)) return "new";
   if (same(got, before)) return "old";
-  // a try may be lost (b - 1), never regained: anything above the old count must be the new state's
-  const okTries = (g: number, b: number, a: number) => g === a || g === b || g === b - 1;
+  // each cut may cost a try (b - maxLost .. b), none is regained: anything above the old count must be the new state's
+  // loginTries: a host login with the right PIN ran after the cut and restores the tries to this
+  // (then a try may also be lost from the new count: the login's own decrement, cut before its restore)
+  const okTries = (g: number, b: number, a: number) =>
+    g === a || (g <= b && g >= b - maxLost) || (loginTries !== undefined && (g === loginTries || (g <= a && g >= a - maxLost)));
   if ((got.key === before.key || got.key === after.key) && okTries(got.userTries, before.userTries, after.userTries) && okTries(got.soTries, before.soTries, after.soTries)) {
     return got.key === after.key && got.key !== before.key ? "new" : "old";
   }

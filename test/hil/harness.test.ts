@@ -147,6 +147,19 @@ describe("power-cut campaign", () => {
     expect(again.toJsonLines()).toBe(f.trace);
   });
 
+  it("two cuts: every mutating operation of the recovery (mount, power-on, login) after each first cut", async () => {
+    const r = await runCampaign({ seed: 4, scenarios: ["pin-change"], cuts: 2, traces: false });
+    expect(r.cutPoints).toBeGreaterThan(20);
+    expect(r.failures).toEqual([]);
+    const first = await runCampaign({ seed: 4, scenarios: ["pin-change"], cuts: 1, traces: false });
+    expect(r.cutPoints).toBeGreaterThan(first.cutPoints);
+    const f = (await runCampaign({ seed: 4, scenarios: ["pin-change"], cuts: 2, traces: false, shard: parseShard("1/50") }));
+    expect(f.items.every((i) => i % 50 === 0)).toBe(true);
+    const t = await cutTrace(4, scenarioByName("pin-change"), 335, 447, 2);
+    expect(t.events.filter((e) => e.kind === "fault").length).toBeGreaterThanOrEqual(1);
+    expect((await replayTrace(t.events)).identical).toBe(true);
+  });
+
   it("the judge tells a lost invoice or a regained PIN try from old-or-new", () => {
     const before = { key: "a", userTries: 6, soTries: 10 };
     const after = { key: "b", userTries: 6, soTries: 10 };
@@ -155,6 +168,9 @@ describe("power-cut campaign", () => {
     expect(oldOrNew({ key: "c", userTries: 6, soTries: 10 }, before, after)).toBeNull();
     expect(oldOrNew({ key: "a", userTries: 5, soTries: 10 }, before, after)).toBe("old"); // a try may be lost
     expect(oldOrNew({ key: "a", userTries: 6, soTries: 10 }, { ...before, userTries: 4 }, { ...before, userTries: 4 })).toBeNull(); // never regained
+    expect(oldOrNew({ key: "a", userTries: 3, soTries: 10 }, before, after)).toBeNull(); // at most one try per cut
+    expect(oldOrNew({ key: "a", userTries: 4, soTries: 10 }, before, after, 2, 6)).toBe("old"); // two cuts: two tries
+    expect(oldOrNew({ key: "a", userTries: 6, soTries: 10 }, { ...before, userTries: 4 }, { ...before, userTries: 4 }, 2, 6)).toBe("old"); // a login restored them
   });
 
   it("a cut point's minimal trace replays identically and ends with the verdict and the image digest", async () => {
