@@ -4,7 +4,7 @@
  * through APDUs only.
  */
 import type { Send } from "../src/tax/index.ts";
-import { hexSw, splitResponse, selectApplication, swForError, bureauAuthenticate, issuer, transceive, decodeBatch } from "../src/tax/index.ts";
+import { hexSw, splitResponse, selectApplication, swForError, bureauAuthenticate, issuer, transceive, decodeBatch, TaxError } from "../src/tax/index.ts";
 import type { Rng } from "../src/sim/index.ts";
 import type { CaseResult } from "./report.ts";
 import type { RunTrace, Target } from "./target.ts";
@@ -42,11 +42,12 @@ export async function runCase(ctx: SuiteContext, suite: string, name: string, bo
     const metrics = await body();
     result = { suite, name, status: "pass", durationMs: ctx.now() - t0, ...(metrics ? { metrics } : {}) };
   } catch (error) {
-    const failed = error instanceof CheckFailed;
+    // a check that failed, or the device answering a status word the case did not expect: the device's fault
+    const failed = error instanceof CheckFailed || error instanceof TaxError;
     result = {
       suite, name, status: failed ? "fail" : "error", durationMs: ctx.now() - t0,
       message: error instanceof Error ? error.message : String(error),
-      ...(failed && error.detail ? { detail: error.detail } : {}),
+      ...(error instanceof CheckFailed && error.detail ? { detail: error.detail } : {}),
     };
   }
   ctx.trace.emit({ kind: "check", name: `${suite}/${name}`, ok: result.status === "pass", ...(result.message ? { detail: result.message } : {}) });

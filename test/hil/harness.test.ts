@@ -216,6 +216,13 @@ describe("CLI", () => {
       expect(bad.status).toBe(2);
       expect(bad.stderr).toMatch(/--mode must be exhaustive or random/);
       expect(cli("campaign", "power-cut", "--shard", "3/2").status).toBe(2);
+      const s1 = cli("campaign", "power-cut", "--scenario", "pin-change", "--seed", "3", "--shard", "1/2", "--out", join(dir, "s1.json"));
+      expect(s1.status, s1.stderr).toBe(0);
+      const missing = cli("campaign", "merge", join(dir, "s1.json"));
+      expect(missing.status).toBe(2);
+      expect(missing.stderr).toMatch(/missing: 2\/2/);
+      const notCampaign = cli("campaign", "merge", join(dir, "t.jsonl"));
+      expect(notCampaign.status).toBe(2);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
