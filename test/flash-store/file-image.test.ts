@@ -117,7 +117,7 @@ describe("SIGKILL of a writer process", () => {
         }
       });
       child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-      child.on("exit", (code, signal) => {
+      child.on("close", (code, signal) => { // "close": stdout fully read (exit can come first)
         if (signal !== "SIGKILL") return reject(new Error(`writer exited ${code}: ${err}`));
         const ready = Number(/READY (\d+)/.exec(out)?.[1] ?? NaN);
         const dones = [...out.matchAll(/DONE (\d+)/g)].map((m) => Number(m[1]));
