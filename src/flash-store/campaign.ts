@@ -76,6 +76,51 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+export interface RandomScenarioOptions {
+  /** Transactions in the scenario. */
+  txs: number;
+  /** Distinct ids per type (small: ops collide). Default 10. */
+  keys?: number;
+  /** Largest ordinary record. Default 300. */
+  maxBytes?: number;
+  /** Chance that a put is a large (multi-page) record. Default 0.05. */
+  bigChance?: number;
+}
+
+/** Record types a random scenario uses: one critical, two ordinary. */
+export const SCENARIO_TYPES = [0x10, 0x50, 0x51] as const;
+
+/**
+ * A reproducible random scenario: the same seed and options always give the same
+ * transactions, so `replay: seed=S scenario=NAME cut=K` can be rerun anywhere.
+ */
+export function randomScenario(seed: number, options: RandomScenarioOptions): CutScenario {
+  const rng = new Rng(seed, 0x5ce4);
+  const keys = options.keys ?? 10;
+  const maxBytes = options.maxBytes ?? 300;
+  const bigChance = options.bigChance ?? 0.05;
+  const transactions: TxOp[][] = [];
+  for (let t = 0; t < options.txs; t++) {
+    const ops: TxOp[] = [];
+    const n = rng.range(1, 4);
+    for (let j = 0; j < n; j++) {
+      const type = rng.pick(SCENARIO_TYPES);
+      const id = rng.int(keys);
+      const r = rng.int(10);
+      if (r < 6) ops.push({ kind: "put", type, id, value: rng.bytes(rng.float() < bigChance ? rng.range(600, 4096) : rng.int(maxBytes + 1)) });
+      else if (r < 8) ops.push({ kind: "delete", type, id });
+      else ops.push({ kind: "reclaimable", type, id });
+    }
+    transactions.push(ops);
+  }
+  return { name: `random-t${options.txs}-k${keys}-b${maxBytes}-p${bigChance}`, setup: [], transactions };
+}
+
+/** The data key a campaign with this seed uses (tests and `ukeysim flash-campaign` agree on it). */
+export function campaignKey(seed: number): Uint8Array {
+  return new Rng(seed, 0x6b).bytes(16);
+}
+
 export function replayId(seed: number, scenario: string, cut: number): string {
   return `replay: seed=${seed} scenario=${scenario} cut=${cut}`;
 }
