@@ -55,7 +55,11 @@ export function keysOf(txs: readonly (readonly TxOp[])[]): { type: number; id: n
 }
 
 /** Null when `store` shows exactly what `model` holds for `keys` (values, marks, record count); else what differs. */
-export function diffStores(store: RecordStore, model: ModelStore, keys: readonly { type: number; id: number }[]): string | null {
+export function diffStores(store: RecordStore, model: ModelStore, keys: readonly { type: number; id: number }[], storeStats = store.stats()): string | null {
+  // Counts first: cheap, and most "not this model" cases differ there.
+  const sb = model.stats();
+  if (storeStats.records !== sb.records) return `record count ${storeStats.records} != model ${sb.records}`;
+  if (storeStats.reclaimedRecords !== sb.reclaimedRecords) return `reclaimed count ${storeStats.reclaimedRecords} != model ${sb.reclaimedRecords}`;
   for (const { type, id } of keys) {
     const a = store.get(type, id);
     const b = model.get(type, id);
@@ -63,10 +67,6 @@ export function diffStores(store: RecordStore, model: ModelStore, keys: readonly
     if (a && b && !bytesEqual(a, b)) return `${type}/${id}: value differs`;
     if (store.isReclaimable(type, id) !== model.isReclaimable(type, id)) return `${type}/${id}: reclaimable flag differs`;
   }
-  const sa = store.stats();
-  const sb = model.stats();
-  if (sa.records !== sb.records) return `record count ${sa.records} != model ${sb.records}`;
-  if (sa.reclaimedRecords !== sb.reclaimedRecords) return `reclaimed count ${sa.reclaimedRecords} != model ${sb.reclaimedRecords}`;
   return null;
 }
 
@@ -186,14 +186,18 @@ function checkTorn(torn: NandChip, options: CampaignOptions, cache: DecryptCache
   }
   let matched: ModelStore;
   try {
-    const d1 = diffStores(mounted, before, keys);
+    const stats = mounted.stats();
+    const d1 = diffStores(mounted, before, keys, stats);
     if (d1 === null) matched = before;
     else {
       // "after" may include rollover: the store says how many records it reclaimed.
-      const rolled = mounted.stats().reclaimedRecords - after.stats().reclaimedRecords;
-      const afterRolled = after.clone();
-      if (rolled > 0 && rolled <= afterRolled.stats().reclaimableRecords) afterRolled.reclaimOldest(rolled);
-      const d2 = diffStores(mounted, afterRolled, keys);
+      const rolled = stats.reclaimedRecords - after.stats().reclaimedRecords;
+      let afterRolled = after;
+      if (rolled > 0 && rolled <= after.stats().reclaimableRecords) {
+        afterRolled = after.clone();
+        afterRolled.reclaimOldest(rolled);
+      }
+      const d2 = diffStores(mounted, afterRolled, keys, stats);
       if (d2 !== null) return `neither before (${d1}) nor after (${d2})`;
       matched = afterRolled;
     }
