@@ -52,7 +52,12 @@ function checkPrivateKey(privateKey: Uint8Array): bigint {
 }
 
 export function isValidSm2PublicKey(publicKey: Uint8Array): boolean {
-  return publicKey.length === SM2_PUBLIC_KEY_BYTES && publicKey[0] === 0x04 && smV2.verifyPublicKey(hex(publicKey));
+  if (publicKey.length !== SM2_PUBLIC_KEY_BYTES || publicKey[0] !== 0x04) return false;
+  try {
+    return smV2.verifyPublicKey(hex(publicKey));
+  } catch {
+    return false; // sm-crypto-v2 throws "bad point: is not on curve" rather than answering false
+  }
 }
 
 export function sm2PublicKeyFromPrivate(privateKey: Uint8Array): Uint8Array {

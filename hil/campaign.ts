@@ -1,0 +1,603 @@
+/**
+ * COS-level power-cut campaigns. A scenario is a list of steps, each one host command
+ * (at most one commit). It runs once on a simulated Ukey; at every mutating flash
+ * operation k the chip is forked and operation k torn on the fork (tearOperationOnFork);
+ * a fresh COS is powered on over the fork and judged through APDUs only: its fingerprint
+ * (ukey-ops.ts) must equal the one before the step or the one after it: old state or new,
+ * nothing lost, no invoice number reused, no PIN try regained.
+ *
+ * With cuts = 2 each torn fork is cut again at every mutating operation of its recovery
+ * (mount, repair, power-on, the judge's reads) before being judged.
+ *
+ * Work items are (scenario, first cut[, second cut]) in a fixed order; `--shard i/n`
+ * takes every n-th item. Results merge (mergeCampaignResults) when they are shards of the
+ * same campaign, each present exactly once.
+ */
+import { PinRef, issuer, call, verifyPin, selectApplication, decodeBatch, type Send, type PurchaseRecord } from "../src/tax/index.ts";
+import { Rng, MemoryTrace, toHex, type TraceEvent } from "../src/sim/index.ts";
+import { tearOperationOnFork, DecryptCache, FlashStore, bytesEqual, type NandChip, type NandOp, type RecordStore } from "../src/flash-store/index.ts";
+import { sm3 } from "../src/crypto/index.ts";
+import { SimDevice, CAMPAIGN_GEOMETRY, HIL_START_SECONDS } from "./sim-device.ts";
+import { simIssuerKeys, type IssuerKeys } from "./issuer-keys.ts";
+import { personalize, login, draft, issue, issueApdu, voidApdu, exportApdu, changePinApdu, verifyApdu, fingerprint, oldOrNew, describeFingerprint, cardKeyOf, bureau, type Fingerprint } from "./ukey-ops.ts";
+import { inShard, WHOLE, type Shard } from "./shard.ts";
+
+export const CAMPAIGN_TOOL = "campaign power-cut";
+export const CAMPAIGN_FORMAT = "ukeysim-campaign/1";
+export type CampaignMode = "exhaustive" | "random";
+
+/** What a step may use: the device's Send, the issuer keys and the card key once known. */
+export interface StepContext {
+  send: Send;
+  keys: IssuerKeys;
+  cardKey: Uint8Array;
+}
+
+export interface Step {
+  name: string;
+  /** Not observed: login, bureau authentication (no commit). */
+  prep?: (c: StepContext) => Promise<unknown>;
+  /** Observed: the command whose flash operations are cut. */
+  run: (c: StepContext) => Promise<unknown>;
+}
+
+export interface Scenario {
+  name: string;
+  description: string;
+  /** Starts from a personalized card (default) or a blank one. */
+  blank?: boolean;
+  /** Uncut set-up on top of that. */
+  setup?: (c: StepContext) => Promise<void>;
+  steps: (c: StepContext) => Step[];
+  /** PINs the judge tries, in order (the current one first). */
+  pins?: (k: IssuerKeys) => string[];
+  /** Invoices the judge reads back. */
+  watch?: (k: IssuerKeys) => { code: string; number: number }[];
+}
+
+const code1 = (k: IssuerKeys) => k.profile.purchases[0]!.invoiceCode;
+const start1 = (k: IssuerKeys) => k.profile.purchases[0]!.startNumber;
+const NEW_PIN = "24681357";
+
+async function issueN(c: StepContext, n: number, amountFen = 100): Promise<void> {
+  for (let i = 0; i < n; i++) await issue(c.send, draft(c.keys.profile, {}, amountFen));
+}
+const loginStep = (c: StepContext) => login(c.send, c.keys.profile.userPin);
+
+function extraBatch(k: IssuerKeys): PurchaseRecord[] {
+  const first = k.profile.purchases[0]!;
+  return [...k.profile.purchases, { ...first, invoiceCode: "137001900333", startNumber: 1, count: 10, nextNumber: 1, purchasedOn: "20260101", status: 1 }].slice(0, 10);
+}
+
+/** The standard COS scenarios, in campaign order. */
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    name: "personalize", description: "the bureau's issuance sequence on a blank card, every command cut", blank: true,
+    steps: () => {
+      let s: Awaited<ReturnType<typeof bureau>>;
+      const auth = async (c: StepContext) => {
+        await selectApplication(c.send);
+        s = await bureau(c.send, c.keys.transportKey);
+      };
+      const p = (c: StepContext) => c.keys.profile;
+      return [
+        { name: "set-pins", prep: auth, run: (c) => issuer.setPins(c.send, s, p(c).userPin, p(c).soPin) },
+        { name: "set-clock", run: (c) => issuer.setClock(c.send, s, HIL_START_SECONDS) },
+        { name: "load-tax-key", run: (c) => issuer.loadTaxKey(c.send, s, p(c).taxKey, p(c).taxCodeAlgorithm) },
+        { name: "set-taxpayer", run: (c) => issuer.setTaxpayer(c.send, s, p(c).taxpayer) },
+        { name: "set-invoice-types", prep: (c) => verifyPin(c.send, p(c).userPin), run: (c) => issuer.setInvoiceTypes(c.send, s, p(c).invoiceTypes) },
+        { name: "sync-purchases", run: (c) => issuer.syncPurchases(c.send, s, p(c).purchases) },
+        { name: "set-limits", run: (c) => issuer.setLimits(c.send, s, p(c).limits) },
+        { name: "set-bureau-key", run: (c) => issuer.setBureauKey(c.send, s, c.cardKey) },
+        { name: "end-personalization", run: (c) => issuer.endPersonalization(c.send, s) },
+      ];
+    },
+  },
+  {
+    name: "pin-verify", description: "two wrong user PINs (each costs a try), then the right one (tries restored)",
+    steps: (): Step[] => [
+      { name: "wrong-1", prep: (c) => selectApplication(c.send), run: (c) => call(c.send, verifyApdu("00000000")).catch(() => undefined) },
+      { name: "wrong-2", run: (c) => call(c.send, verifyApdu("00000001")).catch(() => undefined) },
+      { name: "right", run: (c) => verifyPin(c.send, c.keys.profile.userPin) },
+      { name: "so-wrong", run: (c) => call(c.send, verifyApdu("99999999", PinRef.SO)).catch(() => undefined) },
+    ],
+  },
+  {
+    name: "pin-change", description: "CHANGE PIN of the user PIN", pins: (k) => [k.profile.userPin, NEW_PIN],
+    steps: (): Step[] => [{ name: "change", prep: (c) => selectApplication(c.send), run: (c) => call(c.send, changePinApdu(c.keys.profile.userPin, NEW_PIN)) }],
+  },
+  {
+    name: "issue", description: "three invoices issued offline",
+    watch: (k) => [0, 1, 2].map((i) => ({ code: code1(k), number: start1(k) + i })),
+    steps: (): Step[] => [0, 1, 2].map((i) => ({ name: `issue-${i + 1}`, prep: loginStep, run: (c: StepContext) => call(c.send, issueApdu(draft(c.keys.profile, {}, 100 + i))) })),
+  },
+  {
+    name: "void", description: "void an issued invoice",
+    setup: (c) => issueN(c, 2), watch: (k) => [0, 1].map((i) => ({ code: code1(k), number: start1(k) + i })),
+    steps: (): Step[] => [{ name: "void", prep: loginStep, run: (c) => call(c.send, voidApdu(code1(c.keys), start1(c.keys))) }],
+  },
+  {
+    name: "red", description: "a red-letter invoice against an issued one",
+    setup: (c) => issueN(c, 2, 1000), watch: (k) => [0, 1, 2].map((i) => ({ code: code1(k), number: start1(k) + i })),
+    steps: (): Step[] => [{ name: "red", prep: loginStep, run: (c) => call(c.send, issueApdu(draft(c.keys.profile, { kind: 1, originalCode: code1(c.keys), originalNumber: start1(c.keys) }, 500))) }],
+  },
+  {
+    name: "sync", description: "the bureau syncs stock (a new batch) and limits",
+    steps: (): Step[] => {
+      let s: Awaited<ReturnType<typeof bureau>>;
+      return [
+        { name: "sync-purchases", prep: async (c) => { await selectApplication(c.send); s = await bureau(c.send, c.cardKey); }, run: (c) => issuer.syncPurchases(c.send, s, extraBatch(c.keys)) },
+        { name: "set-limits", run: (c) => issuer.setLimits(c.send, s, { ...c.keys.profile.limits, maxOfflineCount: 40 }) },
+      ];
+    },
+  },
+  {
+    name: "confirm", description: "export the pending events, the bureau confirms them",
+    setup: (c) => issueN(c, 3), watch: (k) => [0, 1, 2].map((i) => ({ code: code1(k), number: start1(k) + i })),
+    steps: (): Step[] => {
+      let s: Awaited<ReturnType<typeof bureau>>;
+      return [
+        { name: "export", prep: loginStep, run: (c) => call(c.send, exportApdu(0)) },
+        { name: "confirm", prep: async (c) => { s = await bureau(c.send, c.cardKey); }, run: (c) => issuer.confirmUpload(c.send, s, 3) },
+      ];
+    },
+  },
+  {
+    name: "rollover", description: "issue on a nearly full store whose old invoices were confirmed: rollover reclaims them",
+    setup: async (c) => {
+      // issue and confirm in rounds, so the store fills with reclaimable invoices
+      for (let round = 0; round < ROLLOVER_ROUNDS; round++) {
+        await issueN(c, 16);
+        const batch = decodeBatch(await call(c.send, exportApdu(0)));
+        const last = batch.events[batch.events.length - 1]?.seq ?? 0;
+        const s = await bureau(c.send, c.cardKey);
+        await issuer.confirmUpload(c.send, s, last);
+        await login(c.send, c.keys.profile.userPin);
+      }
+    },
+    steps: (): Step[] => [0, 1].map((i) => ({ name: `issue-${i + 1}`, prep: loginStep, run: (c: StepContext) => call(c.send, issueApdu(draft(c.keys.profile, {}, 100))) })),
+  },
+];
+const ROLLOVER_ROUNDS = 3;
+
+export function scenarioByName(name: string): Scenario {
+  const s = SCENARIOS.find((x) => x.name === name);
+  if (!s) throw new RangeError(`unknown scenario "${name}"; known: ${SCENARIOS.map((x) => x.name).join(", ")}`);
+  return s;
+}
+
+export interface CampaignOptions {
+  seed: number;
+  scenarios?: readonly string[];
+  mode?: CampaignMode;
+  cuts?: 1 | 2;
+  shard?: Shard;
+  /** Random mode: how many work items to draw (default 200). */
+  samples?: number;
+  /** Only these (scenario, cut[, second]) items (replay of one failure). */
+  only?: { scenario: string; cut: number; second?: number };
+  /** Record a trace of each failure (default true). */
+  traces?: boolean;
+  /** Judge every point through APDUs (no record-set fast path). */
+  fullJudge?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface PointResult {
+  item: number;
+  scenario: string;
+  step: string;
+  cut: number;
+  second?: number;
+  ok: boolean;
+  reason?: string;
+}
+
+export interface CampaignFailure extends PointResult {
+  replay: string;
+  trace?: string;
+}
+
+export interface CampaignResult {
+  format: typeof CAMPAIGN_FORMAT;
+  /** Identifies the campaign: seed, mode, cuts, scenarios, samples (not the shard). */
+  campaignId: string;
+  params: { seed: number; mode: CampaignMode; cuts: 1 | 2; scenarios: string[]; samples?: number };
+  shard: Shard;
+  /** Work items in the whole campaign (all shards). */
+  totalItems: number;
+  cutPoints: number;
+  passed: number;
+  failures: CampaignFailure[];
+  /** Items this shard judged, by index (for merge checks). */
+  items: number[];
+  perScenario: Record<string, { cutPoints: number; failures: number }>;
+  /** Points decided by the record-set fast path (the rest went through the APDU judge). */
+  fastVerdicts: number;
+}
+
+
+interface RecordedCut {
+  scenario: string;
+  step: number;
+  stepName: string;
+  cut: number;
+  op: NandOp;
+  torn: NandChip;
+}
+
+export function campaignId(p: CampaignResult["params"]): string {
+  return toHex(sm3(new TextEncoder().encode(JSON.stringify(p)))).slice(0, 16);
+}
+
+function replayCommand(seed: number, scenario: string, cut: number, second?: number, cuts: 1 | 2 = 1): string {
+  return `ukeysim campaign power-cut --seed ${seed} --scenario ${scenario} --cuts ${cuts} --only ${cut}${second !== undefined ? `,${second}` : ""}`;
+}
+
+/** A recorded Send over a simulated device (APDU events into the trace when asked). */
+function sendOf(dev: SimDevice, trace?: MemoryTrace, seq?: { n: number }): Send {
+  return async (apdu) => {
+    const r = dev.transmit(apdu);
+    if (trace && seq) trace.emit({ kind: "apdu", seq: seq.n++, command: toHex(apdu), response: toHex(r) });
+    return r;
+  };
+}
+
+/** The devices every scenario forks from: a blank card and a personalized one (made once per seed). */
+interface Bases {
+  blank: SimDevice;
+  personalized: SimDevice;
+  cardKey: Uint8Array;
+}
+const basesMemo = new Map<number, Promise<Bases>>();
+/** Salt of the COS rng of the scenario's fork (same in campaigns and in cutTrace). */
+const SCENARIO_SALT = 11;
+const JUDGE_SALT = 7;
+
+function bases(seed: number, keys: IssuerKeys): Promise<Bases> {
+  let b = basesMemo.get(seed);
+  if (!b) {
+    b = (async () => {
+      const cache = new DecryptCache();
+      const blank = SimDevice.create({ seed, geometry: CAMPAIGN_GEOMETRY, cache });
+      blank.powerOn();
+      const send = sendOf(blank);
+      await selectApplication(send);
+      const cardKey = await cardKeyOf(send, keys);
+      const personalized = blank.fork(3);
+      personalized.powerOn();
+      await personalize(sendOf(personalized), keys, HIL_START_SECONDS);
+      return { blank, personalized, cardKey };
+    })();
+    if (basesMemo.size > 8) basesMemo.clear();
+    basesMemo.set(seed, b);
+  }
+  return b;
+}
+
+async function scenarioDevice(seed: number, keys: IssuerKeys, sc: Scenario): Promise<{ dev: SimDevice; cardKey: Uint8Array }> {
+  const b = await bases(seed, keys);
+  const dev = (sc.blank ? b.blank : b.personalized).fork(SCENARIO_SALT);
+  dev.powerOn();
+  return { dev, cardKey: b.cardKey };
+}
+
+/** A personalized scenario starts logged in (SELECT + VERIFY), a blank one selected. */
+async function startScenario(sc: Scenario, c: StepContext): Promise<void> {
+  if (sc.blank) await selectApplication(c.send);
+  else await login(c.send, c.keys.profile.userPin);
+}
+
+async function judge(base: SimDevice, chip: NandChip, pins: string[], watch: { code: string; number: number }[], trace?: MemoryTrace, seq?: { n: number }): Promise<Fingerprint> {
+  const dev = base.onChip(chip, JUDGE_SALT);
+  dev.powerOn();
+  return fingerprint(sendOf(dev, trace, seq), pins, watch);
+}
+
+/** Every record of a store (values by reference) and its rollover count. */
+interface RecordSet {
+  entries: { type: number; id: number; value: Uint8Array; reclaimable: boolean }[];
+  reclaimed: number;
+}
+
+function recordSet(store: RecordStore): RecordSet {
+  const stats = store.stats();
+  const entries: RecordSet["entries"] = [];
+  for (const t of Object.keys(stats.recordsByType).map(Number).sort((x, y) => x - y)) {
+    for (const id of store.ids(t)) entries.push({ type: t, id, value: store.get(t, id)!, reclaimable: store.isReclaimable(t, id) });
+  }
+  return { entries, reclaimed: stats.reclaimedRecords };
+}
+
+function sameRecords(store: RecordStore, set: RecordSet): boolean {
+  const stats = store.stats();
+  if (stats.records !== set.entries.length || stats.reclaimedRecords !== set.reclaimed) return false;
+  for (const e of set.entries) {
+    const v = store.get(e.type, e.id);
+    if (!v || !bytesEqual(v, e.value) || store.isReclaimable(e.type, e.id) !== e.reclaimable) return false;
+  }
+  return true;
+}
+
+interface ScenarioRun {
+  /** Fingerprint right before each step's command (after its prep) and right after it. */
+  before: Fingerprint[];
+  after: Fingerprint[];
+  /** The same as record sets (the fast path of the judge). */
+  beforeSets: RecordSet[];
+  afterSets: RecordSet[];
+  cuts: RecordedCut[];
+  device: SimDevice;
+  opSteps: Map<number, { step: number; name: string; op: NandOp }>;
+}
+
+/** Runs one scenario, recording a torn fork at every mutating operation of its steps. */
+async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record = true): Promise<ScenarioRun> {
+  const { dev, cardKey } = await scenarioDevice(seed, keys, sc);
+  const ctx: StepContext = { send: sendOf(dev), keys, cardKey };
+  const opSteps = new Map<number, { step: number; name: string; op: NandOp }>();
+  await startScenario(sc, ctx);
+  if (sc.setup) await sc.setup(ctx);
+  const pins = sc.pins?.(keys) ?? [keys.profile.userPin];
+  const watch = sc.watch?.(keys) ?? [];
+  const steps = sc.steps(ctx);
+  const before: Fingerprint[] = [];
+  const after: Fingerprint[] = [];
+  const beforeSets: RecordSet[] = [];
+  const afterSets: RecordSet[] = [];
+  const cuts: RecordedCut[] = [];
+  for (let i = 0; i < steps.length; i++) {
+    const step = steps[i]!;
+    if (step.prep) await step.prep(ctx);
+    before.push(await judge(dev, dev.chip.fork(), pins, watch));
+    beforeSets.push(recordSet(dev.card.store));
+    dev.chip.setObserver((k, op) => {
+      if (op.kind === "read") return;
+      opSteps.set(k, { step: i, name: step.name, op });
+      if (record) cuts.push({ scenario: sc.name, step: i, stepName: step.name, cut: k, op, torn: tearOperationOnFork(dev.chip, op, new Rng(seed, k)) });
+    });
+    try {
+      await step.run(ctx);
+    } finally {
+      dev.chip.setObserver(null);
+    }
+    after.push(await judge(dev, dev.chip.fork(), pins, watch));
+    afterSets.push(recordSet(dev.card.store));
+  }
+  return { before, after, beforeSets, afterSets, cuts, device: dev, opSteps };
+}
+
+/**
+ * The verdict on a torn chip. Fast path: mount read-only and compare the record set with
+ * the one before and after the step; the COS's answers are a function of its records (and
+ * the secure area and clock, which a cut does not touch), so an equal record set answers
+ * exactly like the boundary device the APDU judge already fingerprinted. Otherwise (or
+ * with fullJudge) a fresh COS is powered on over the chip and fingerprinted through APDUs.
+ */
+async function verdictOf(run: ScenarioRun, step: number, chip: NandChip, pins: string[], watch: { code: string; number: number }[], fullJudge: boolean): Promise<{ verdict: "old" | "new" | null; print?: Fingerprint }> {
+  if (!fullJudge) {
+    let store: FlashStore | undefined;
+    try {
+      store = FlashStore.mount(chip, { key: run.device.storeKey, cache: run.device.decryptCache, readOnly: true });
+    } catch {
+      store = undefined; // the full judge reports what happens on power-on
+    }
+    if (store) {
+      if (sameRecords(store, run.beforeSets[step]!)) return { verdict: "old" };
+      if (sameRecords(store, run.afterSets[step]!)) return { verdict: "new" };
+    }
+  }
+  const print = await judge(run.device, chip, pins, watch);
+  return { verdict: oldOrNew(print, run.before[step]!, run.after[step]!), print };
+}
+
+/** Mutating operations of the recovery of a torn chip (mount, power-on, judge reads). */
+function recoveryOps(base: SimDevice, torn: NandChip, pins: string[], watch: { code: string; number: number }[]): Promise<{ k: number; op: NandOp; torn2: NandChip }[]> {
+  const chip = torn.fork();
+  const out: { k: number; op: NandOp; torn2: NandChip }[] = [];
+  chip.setObserver((k, op) => {
+    if (op.kind !== "read") out.push({ k, op, torn2: tearOperationOnFork(chip, op, new Rng(base.seed, 0x5eed ^ k)) });
+  });
+  return judge(base, chip, pins, watch).then(() => {
+    chip.setObserver(null);
+    return out;
+  });
+}
+
+interface WorkItem {
+  scenario: number;
+  cut: RecordedCut;
+  second?: number;
+  chip: NandChip;
+}
+
+/** Runs a power-cut campaign (or the shard / the single item of it that the options select). */
+export async function runCampaign(options: CampaignOptions): Promise<CampaignResult> {
+  const mode = options.mode ?? "exhaustive";
+  const cuts = options.cuts ?? 1;
+  const shard = options.shard ?? WHOLE;
+  const names = options.scenarios && options.scenarios.length ? [...options.scenarios] : SCENARIOS.map((s) => s.name);
+  const scenarios = names.map(scenarioByName);
+  const params: CampaignResult["params"] = { seed: options.seed, mode, cuts, scenarios: names, ...(mode === "random" ? { samples: options.samples ?? 200 } : {}) };
+  const keys = simIssuerKeys();
+  const traces = options.traces !== false;
+  const result: CampaignResult = {
+    format: CAMPAIGN_FORMAT, campaignId: campaignId(params), params, shard, totalItems: 0, cutPoints: 0, passed: 0, failures: [], items: [], perScenario: {}, fastVerdicts: 0,
+  };
+
+  // Run every scenario once, recording a torn fork at each mutating operation (cheap: copy-on-write).
+  const runs: ScenarioRun[] = [];
+  for (const sc of scenarios) runs.push(await runScenario(sc, options.seed, keys, !options.only || options.only.scenario === sc.name));
+  const firsts = runs.flatMap((run, si) => run.cuts.map((cut) => ({ si, cut })));
+  // Random mode draws first cuts; with cuts 2 every second cut under a drawn first cut is taken.
+  let chosen: Set<number> | undefined;
+  if (mode === "random") {
+    const rng = new Rng(options.seed).fork("campaign-random");
+    chosen = new Set<number>();
+    const want = Math.min(params.samples ?? 200, firsts.length);
+    while (chosen.size < want) chosen.add(rng.int(firsts.length));
+  }
+  const work: WorkItem[] = [];
+  for (let i = 0; i < firsts.length; i++) {
+    if (chosen && !chosen.has(i)) continue;
+    const { si, cut } = firsts[i]!;
+    if (options.only && (options.only.scenario !== scenarios[si]!.name || options.only.cut !== cut.cut)) continue;
+    if (cuts === 1) work.push({ scenario: si, cut, chip: cut.torn });
+    else {
+      const sc = scenarios[si]!;
+      for (const r of await recoveryOps(runs[si]!.device, cut.torn, sc.pins?.(keys) ?? [keys.profile.userPin], sc.watch?.(keys) ?? [])) {
+        if (options.only?.second !== undefined && options.only.second !== r.k) continue;
+        work.push({ scenario: si, cut, second: r.k, chip: r.torn2 });
+      }
+    }
+  }
+  result.totalItems = work.length;
+  for (const sc of scenarios) result.perScenario[sc.name] = { cutPoints: 0, failures: 0 };
+  const mine = work.map((w, index) => ({ w, index })).filter(({ index }) => options.only !== undefined || inShard(index, shard));
+  let done = 0;
+  for (const { w, index } of mine) {
+    const sc = scenarios[w.scenario]!;
+    const run = runs[w.scenario]!;
+    const per = result.perScenario[sc.name]!;
+    const c = w.cut;
+    const pins = sc.pins?.(keys) ?? [keys.profile.userPin];
+    const watch = sc.watch?.(keys) ?? [];
+    result.items.push(index);
+    result.cutPoints++;
+    per.cutPoints++;
+    let reason: string | undefined;
+    try {
+      const v = await verdictOf(run, c.step, w.chip, pins, watch, options.fullJudge === true);
+      if (!v.print) result.fastVerdicts++;
+      if (!v.verdict) {
+        reason = `after a cut at op ${c.cut} (${c.op.kind} block ${c.op.block})${w.second !== undefined ? ` and one at op ${w.second} of its recovery` : ""} in step "${c.stepName}" the card shows neither the state before the step nor the one after:\n  got    ${v.print ? describeFingerprint(v.print) : "?"}\n  before ${describeFingerprint(run.before[c.step]!)}\n  after  ${describeFingerprint(run.after[c.step]!)}`;
+      }
+    } catch (error) {
+      reason = `after a cut at op ${c.cut} in step "${c.stepName}" the card does not recover: ${error instanceof Error ? error.message : String(error)}`;
+    }
+    if (reason) {
+      per.failures++;
+      const failure: CampaignFailure = {
+        item: index, scenario: sc.name, step: c.stepName, cut: c.cut, ...(w.second !== undefined ? { second: w.second } : {}), ok: false, reason,
+        replay: replayCommand(options.seed, sc.name, c.cut, w.second, cuts),
+      };
+      if (traces) failure.trace = (await cutTrace(options.seed, sc, c.cut, w.second, cuts)).toJsonLines();
+      result.failures.push(failure);
+    } else result.passed++;
+    options.onProgress?.(++done, mine.length);
+  }
+  return result;
+}
+
+/**
+ * The minimal trace of one cut point: the scenario's APDUs and mutating flash operations
+ * (with their op index) up to the cut, the fault, the judge's APDUs on the re-powered
+ * device, the verdict and the SM3 digest of the final image. The scenario runs with the
+ * power cut armed at op `cut` (torn with the same seeded rng as the campaign's fork), so
+ * the trace ends where the power did. `ukeysim replay` re-runs it and compares.
+ */
+export async function cutTrace(seed: number, sc: Scenario, cut: number, second: number | undefined, cuts: 1 | 2 = 1): Promise<MemoryTrace> {
+  const keys = simIssuerKeys();
+  const reference = await runScenario(sc, seed, keys, false);
+  const trace = new MemoryTrace();
+  const seq = { n: 0 };
+  trace.emit({ kind: "run", seed, tool: CAMPAIGN_TOOL, params: { scenario: sc.name, cut, cuts, ...(second !== undefined ? { second } : {}), base: sc.blank ? "blank" : "personalized", geometry: CAMPAIGN_GEOMETRY } });
+  const where = reference.opSteps.get(cut);
+  if (!where) {
+    trace.emit({ kind: "check", seq: seq.n++, name: "cut point exists", ok: false, detail: `scenario ${sc.name} has no mutating flash operation ${cut}` });
+    trace.emit({ kind: "end", seq: seq.n++, ok: false });
+    return trace;
+  }
+  const pins = sc.pins?.(keys) ?? [keys.profile.userPin];
+  const watch = sc.watch?.(keys) ?? [];
+  const { dev, cardKey } = await scenarioDevice(seed, keys, sc);
+  const ctx: StepContext = { send: sendOf(dev, trace, seq), keys, cardKey };
+  await startScenario(sc, ctx);
+  if (sc.setup) await sc.setup(ctx);
+  const steps = sc.steps(ctx);
+  dev.chip.armPowerCut(cut, new Rng(seed, cut));
+  let muted = false;
+  for (let i = 0; i < steps.length && !muted; i++) {
+    const step = steps[i]!;
+    if (step.prep) await step.prep(ctx);
+    dev.chip.setObserver((k, op) => {
+      if (op.kind !== "read") trace.emit(flashEvent(seq.n++, k, op));
+    });
+    try {
+      await step.run(ctx);
+    } catch (error) {
+      if (!dev.chip.poweredOff) throw error;
+      muted = true;
+    } finally {
+      dev.chip.setObserver(null);
+    }
+  }
+  trace.emit({ kind: "fault", seq: seq.n++, fault: "power-cut", detail: { op: cut, kind: where.op.kind, block: where.op.block, step: where.name } });
+  dev.chip.disarmPowerCut();
+  dev.chip.repower();
+  if (cuts === 2 && second !== undefined) {
+    dev.chip.armPowerCut(second, new Rng(seed, 0x5eed ^ second));
+    dev.chip.setObserver((k, op) => {
+      if (op.kind !== "read") trace.emit(flashEvent(seq.n++, k, op));
+    });
+    try {
+      await judge(dev, dev.chip, pins, watch);
+    } catch (error) {
+      if (!dev.chip.poweredOff) throw error;
+    }
+    dev.chip.setObserver(null);
+    trace.emit({ kind: "fault", seq: seq.n++, fault: "power-cut-in-recovery", detail: { op: second } });
+    dev.chip.disarmPowerCut();
+    dev.chip.repower();
+  }
+  const accept = [reference.before[where.step]!, reference.after[where.step]!];
+  let ok = false;
+  let detail: string;
+  try {
+    const print = await judge(dev, dev.chip, pins, watch, trace, seq);
+    const verdict = oldOrNew(print, accept[0]!, accept[1]!);
+    ok = verdict !== null;
+    detail = verdict ? `${verdict} state` : "neither the old state nor the new one";
+  } catch (error) {
+    detail = `no recovery: ${error instanceof Error ? error.message : String(error)}`;
+  }
+  trace.emit({ kind: "check", seq: seq.n++, name: `old-or-new after cut ${cut}${second !== undefined ? `+${second}` : ""}`, ok, detail });
+  trace.emit({ kind: "end", seq: seq.n++, ok, imageDigest: dev.imageDigest() });
+  return trace;
+}
+
+/** A flash trace event; `index` is the chip's operation index (docs/trace-format.md). */
+export function flashEvent(seq: number, index: number, op: NandOp): TraceEvent {
+  const e = { kind: "flash" as const, seq, op: op.kind === "markBad" ? ("erase" as const) : op.kind, block: op.block, ...(op.kind === "program" || op.kind === "read" ? { page: op.page } : {}), index, ...(op.kind === "markBad" ? { markBad: true } : {}) };
+  return e;
+}
+
+export function mergeCampaignResults(parts: readonly CampaignResult[]): CampaignResult {
+  if (parts.length === 0) throw new RangeError("merge needs at least one shard result");
+  const first = parts[0]!;
+  for (const p of parts) {
+    if (p.format !== CAMPAIGN_FORMAT) throw new RangeError(`not a campaign result (format ${JSON.stringify(p.format)})`);
+    if (p.campaignId !== first.campaignId) throw new RangeError(`shards of different campaigns: ${first.campaignId} (${JSON.stringify(first.params)}) and ${p.campaignId} (${JSON.stringify(p.params)})`);
+    if (p.shard.count !== first.shard.count) throw new RangeError(`shard counts differ: ${first.shard.count} and ${p.shard.count}`);
+  }
+  const n = first.shard.count;
+  const seen = new Map<number, number>();
+  for (const p of parts) seen.set(p.shard.index, (seen.get(p.shard.index) ?? 0) + 1);
+  const doubled = [...seen].filter(([, c]) => c > 1).map(([i]) => `${i}/${n}`);
+  if (doubled.length) throw new RangeError(`shard(s) given more than once: ${doubled.join(", ")}`);
+  const missing = Array.from({ length: n }, (_, i) => i + 1).filter((i) => !seen.has(i)).map((i) => `${i}/${n}`);
+  if (missing.length) throw new RangeError(`shard(s) missing: ${missing.join(", ")}`);
+  const items = parts.flatMap((p) => p.items).sort((a, b) => a - b);
+  if (items.length !== first.totalItems || items.some((v, i) => v !== i)) throw new RangeError(`shards do not cover the ${first.totalItems} items exactly once (got ${items.length})`);
+  const perScenario: CampaignResult["perScenario"] = {};
+  for (const p of parts) for (const [k, v] of Object.entries(p.perScenario)) {
+    const t = (perScenario[k] ??= { cutPoints: 0, failures: 0 });
+    t.cutPoints += v.cutPoints;
+    t.failures += v.failures;
+  }
+  return {
+    format: CAMPAIGN_FORMAT, campaignId: first.campaignId, params: first.params, shard: WHOLE, totalItems: first.totalItems,
+    cutPoints: parts.reduce((a, p) => a + p.cutPoints, 0), passed: parts.reduce((a, p) => a + p.passed, 0),
+    failures: parts.flatMap((p) => p.failures).sort((a, b) => a.item - b.item), items, perScenario, fastVerdicts: parts.reduce((a, p) => a + (p.fastVerdicts ?? 0), 0),
+  };
+}
