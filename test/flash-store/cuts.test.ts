@@ -16,8 +16,8 @@ function scenario(name: string, seed: number, txs: number, opts: { keys?: number
 }
 
 const SCENARIOS: { s: CutScenario; seed: number }[] = [
-  { s: scenario("mixed", 11, LONG ? 400 : 80), seed: 11 },
-  { s: scenario("big-records", 12, LONG ? 200 : 40, { bigChance: 0.4 }), seed: 12 },
+  { s: scenario("mixed", 11, LONG ? 400 : 60), seed: 11 },
+  { s: scenario("big-records", 12, LONG ? 200 : 30, { bigChance: 0.4 }), seed: 12 },
   { s: scenario("hot-keys", 13, LONG ? 400 : 120, { keys: 3 }), seed: 13 },
   {
     s: {

@@ -100,7 +100,7 @@ describe("file image", () => {
 });
 
 describe("SIGKILL of a writer process", () => {
-  const KILLS = process.env.UKEYSIM_LONG ? 60 : 12;
+  const KILLS = process.env.UKEYSIM_LONG ? 60 : 8;
   const writer = join(import.meta.dirname, "fixtures", "writer.ts");
 
   function runUntilKilled(path: string, afterMs: number): Promise<{ lastDone: number; lastBegin: number; ready: number }> {
