@@ -14,11 +14,13 @@ import {
   type Invoice, type StoredInvoice, type UploadEvent, type PurchaseRecord, type InvoiceTypeEntry, type TaxpayerInfo, type OfflineLimits,
   type LayoutValues,
 } from "../tax/index.ts";
-import type { TxOp } from "../flash-store/index.ts";
+import { MAX_RECORD_BYTES, type TxOp } from "../flash-store/index.ts";
 import { RT, LifeCycle, Loaded, COS_VERSION, encodeSecrets, encodeCounters, encodeEvent, decodeEvent, Uploaded, type Counters, type EventRecord } from "./records.ts";
 import { issueVerdict, lockReason, stateCode, type IssueFacts } from "./tax-machine.ts";
 import type { Cmd, UkeyCos } from "./ukey.ts";
 
+/** Largest canonical invoice the card stores: a record holds it plus state, tax code and signature. */
+export const MAX_STORED_INVOICE_BYTES = MAX_RECORD_BYTES - 256;
 /** Events one CONFIRM UPLOAD transaction settles (3 ops each, within MAX_TX_OPS). */
 export const MAX_CONFIRM_PER_TX = 16;
 
@@ -236,6 +238,7 @@ export class TaxCommands {
     const batch = purchases[batchIndex] as PurchaseRecord;
     const invoice: Invoice = { ...draft, invoiceCode: batch.invoiceCode, invoiceNumber: batch.nextNumber, issuedAt: now };
     const bytes = encodeInvoice(invoice);
+    if (bytes.length > MAX_STORED_INVOICE_BYTES) throw new TaxError(E.LENGTH, `invoice of ${bytes.length} bytes does not fit a record (at most ${MAX_STORED_INVOICE_BYTES})`);
     const taxCode = taxCodeAlgorithm(k.data.secrets.taxAlgorithm).generate(k.data.secrets.taxKey, bytes);
     const signature = k.signBytes(signedInvoiceBytes(bytes, taxCode));
     const c0 = k.data.counters;
