@@ -1,9 +1,13 @@
 import type { Command } from "commander";
 import { registerApdu } from "./apdu.ts";
 import { registerBureau } from "./bureau.ts";
+import { registerDiagnose } from "./diagnose.ts";
 import { registerFlashDemo } from "./flash-demo.ts";
+import { registerHil } from "./hil.ts";
 import { registerInspect } from "./inspect.ts";
+import { registerIssuer } from "./issuer.ts";
 import { registerPersonalize } from "./personalize.ts";
+import { registerServe } from "./serve.ts";
 
 /**
  * Every command of the CLI. One import and one entry per command file, each on its own
@@ -12,9 +16,13 @@ import { registerPersonalize } from "./personalize.ts";
 const COMMANDS: readonly ((program: Command) => void)[] = [
   registerApdu,
   registerBureau,
+  registerDiagnose,
   registerFlashDemo,
+  registerHil,
   registerInspect,
+  registerIssuer,
   registerPersonalize,
+  registerServe,
 ];
 
 export function registerCommands(program: Command): void {
