@@ -15,6 +15,7 @@ import {
   type LayoutValues,
 } from "../tax/index.ts";
 import { MAX_RECORD_BYTES, type TxOp } from "../flash-store/index.ts";
+import { ClockState } from "../secure-clock/index.ts";
 import { RT, LifeCycle, Loaded, COS_VERSION, encodeSecrets, encodeCounters, encodeEvent, decodeEvent, Uploaded, type Counters, type EventRecord } from "./records.ts";
 import { issueVerdict, lockReason, stateCode, type IssueFacts } from "./tax-machine.ts";
 import type { Cmd, UkeyCos } from "./ukey.ts";
@@ -95,7 +96,7 @@ export class TaxCommands {
   private secureTime(c: Cmd): Uint8Array {
     this.card.needLength(c, 0);
     const state = this.card.clock.state();
-    const seconds = state === 1 ? this.card.clock.nowSeconds() : 0;
+    const seconds = state === ClockState.RUNNING ? this.card.clock.nowSeconds() : 0;
     return encodeLayout(SECURE_TIME_LAYOUT, { seconds, text: seconds ? beijingText(seconds) : "", clockState: state });
   }
 
@@ -214,7 +215,7 @@ export class TaxCommands {
     const facts: IssueFacts = {
       now: now ?? 0, clockOk, mode: draft.mode,
       taxpayerMatch: !!tp && tp.taxpayerId === draft.taxpayerId && tp.loginAccount === draft.loginAccount && tp.machineNumber === draft.machineNumber,
-      typeEnabled: !!type && type.status === SlotStatus.ENABLED && !clockOkDateOutside(type, now ?? 0, clockOk),
+      typeEnabled: !!type && type.status === SlotStatus.ENABLED && !typeDateOutside(type, now ?? 0, clockOk),
       stockLeft: batch ? batch.startNumber + batch.count - batch.nextNumber : 0,
       batchCount: batch?.count ?? 0,
       grandTotal: grand,
@@ -454,7 +455,7 @@ function creditAllowed(original: StoredInvoice, redTotal: number): boolean {
 }
 
 /** The invoice type's validity dates against the secure clock (Beijing date). */
-function clockOkDateOutside(t: InvoiceTypeEntry, now: number, clockOk: boolean): boolean {
+function typeDateOutside(t: InvoiceTypeEntry, now: number, clockOk: boolean): boolean {
   if (!clockOk) return false;
   const today = beijingText(now).slice(0, 8);
   return (t.validFrom !== "" && today < t.validFrom) || (t.validTo !== "" && today > t.validTo);

@@ -114,6 +114,7 @@ export class UkeyCos implements SimCard {
   private chain: { head: number[]; parts: Uint8Array[]; size: number } | undefined;
   // persistent mirror
   data!: CardData;
+  /** The xstate snapshot as of the last refreshMachine(); read state through refreshMachine() (time moves it). */
   machine!: TaxSnapshot;
   private machineStale = false;
   private readonly tax: TaxCommands;
@@ -286,6 +287,11 @@ export class UkeyCos implements SimCard {
   /** After a commit: the machine re-derives its state when next asked (keeps xstate off the issue path). */
   invalidateMachine(): void {
     this.machineStale = true;
+  }
+
+  /** True when a commit happened since the machine snapshot was last refreshed. */
+  get machineIsStale(): boolean {
+    return this.machineStale;
   }
 
   /** Re-derive the machine state from the persistent state (after a commit or as time passes). */
