@@ -19,7 +19,7 @@ import {
 } from "../tax/index.ts";
 import { hmacSm3, sm2GenerateKeyPair, sm2Sign } from "../crypto/index.ts";
 import { NULL_TRACE, toHex, type Clock, type Rng, type TraceSink } from "../sim/index.ts";
-import { StoreError, MAX_RECORD_BYTES, type RecordStore, type TxOp } from "../flash-store/index.ts";
+import { FlashStore, StoreError, MAX_RECORD_BYTES, type RecordStore, type TxOp } from "../flash-store/index.ts";
 import { SecureClock, ClockState, type SecureClockOptions } from "../secure-clock/index.ts";
 import { CardMuteError, type SimCard } from "./card.ts";
 import { SwError, swOf, isPowerLoss } from "./errors.ts";
@@ -63,8 +63,8 @@ export interface UkeyOptions {
   allowOutOfSpecClock?: boolean;
   /**
    * True when the store encrypts every record itself with a key derived from the device
-   * secret (FlashStore via createUkeyOnFlash): the COS then does not seal records again.
-   * Default false: records are sealed by the Vault (SM4-CTR + HMAC-SM3 tag).
+   * secret (FlashStore): the COS then does not seal records again. Default: true for a
+   * FlashStore, false otherwise (records sealed by the Vault: SM4-CTR + HMAC-SM3 tag).
    */
   storeEncrypts?: boolean;
   /** Called at powerOn after a power cut: a store that must be re-mounted returns the new one. */
@@ -192,7 +192,8 @@ export class UkeyCos implements SimCard {
       secret = this.rng.fork("device-secret").bytes(DEVICE_SECRET_BYTES);
       this.deviceSecrets.write(secret);
     }
-    this.vault = this.options.storeEncrypts ? new StoreSealed(secret) : new Vault(secret, this.rng.fork("nonces"));
+    const storeEncrypts = this.options.storeEncrypts ?? this.store instanceof FlashStore;
+    this.vault = storeEncrypts ? new StoreSealed(secret) : new Vault(secret, this.rng.fork("nonces"));
   }
 
   /** A blank store gets the factory records: transport key, no PINs, zero counters. */
