@@ -16,7 +16,7 @@ import {
 } from "../tax/index.ts";
 import { MAX_RECORD_BYTES, type TxOp } from "../flash-store/index.ts";
 import { ClockState } from "../secure-clock/index.ts";
-import { RT, LifeCycle, Loaded, COS_VERSION, encodeSecrets, encodeCounters, encodeEvent, decodeEvent, Uploaded, type Counters, type EventRecord } from "./records.ts";
+import { RT, LifeCycle, Loaded, COS_VERSION, withNextNumber, encodeSecrets, encodeCounters, encodeEvent, decodeEvent, Uploaded, type Counters, type EventRecord } from "./records.ts";
 import { issueVerdict, lockReason, stateCode, type IssueFacts } from "./tax-machine.ts";
 import type { Cmd, UkeyCos } from "./ukey.ts";
 
@@ -123,9 +123,9 @@ export class TaxCommands {
     return { ...c, lastOnlineAt: Math.max(c.lastOnlineAt, k.clock.nowSeconds()) };
   }
 
-  private writeArea(type: number | undefined, plain: Uint8Array, loadedBit: number, apply: () => void, extra: TxOp[] = []): Uint8Array {
+  private writeArea(type: number | undefined, plain: Uint8Array, loadedBit: number, apply: () => void, extra: TxOp[] = [], patch: Partial<Counters> = {}): Uint8Array {
     const k = this.card;
-    const counters = this.contactCounters();
+    const counters = { ...this.contactCounters(), ...patch };
     const ops: TxOp[] = [...(type === undefined ? [] : [k.put(type, 0, plain)]), k.put(RT.COUNTERS, 0, encodeCounters(counters)), ...extra];
     const secrets = { ...k.data.secrets, loaded: k.data.secrets.loaded | loadedBit };
     if (secrets.loaded !== k.data.secrets.loaded) ops.push(k.put(RT.SECRETS, 0, encodeSecrets(secrets)));
@@ -167,7 +167,7 @@ export class TaxCommands {
     const merged = incoming.map((r) => this.mergePurchase(r));
     checkNoOverlap(merged);
     const slots = merged.map((p, i) => k.put(RT.PURCHASES, i, encodeLayout(PURCHASE_LAYOUT, p as unknown as LayoutValues)));
-    return this.writeArea(undefined, EMPTY, Loaded.PURCHASES, () => (k.data.purchases = merged), slots);
+    return this.writeArea(undefined, EMPTY, Loaded.PURCHASES, () => (k.data.purchases = merged), slots, { nextNumbers: merged.map((p) => p.nextNumber) });
   }
 
   /** A batch the card already knows never moves its next number back. */
@@ -251,14 +251,14 @@ export class TaxCommands {
       offlineCount: c0.offlineCount + (offline ? 1 : 0), offlineAmountFen: c0.offlineAmountFen + (offline ? grand : 0),
     };
     const next = batch.nextNumber + 1;
-    purchases[batchIndex] = { ...batch, nextNumber: next, status: next >= batch.startNumber + batch.count ? PurchaseStatus.USED_UP : batch.status };
+    purchases[batchIndex] = withNextNumber(batch, next);
+    counters.nextNumbers = c0.nextNumbers.map((n, i) => (i === batchIndex ? next : n));
     const issued = { seq, invoice: bytes, taxCode, signature };
     const stored: StoredInvoice = { state: InvoiceState.NORMAL, creditedFen: 0, uploaded: 0, voidedAt: 0, issued };
     const ops: TxOp[] = [
       k.put(RT.INVOICE, seq, encodeStored(stored)),
       k.put(RT.EVENT, eventSeq, encodeEvent({ kind: EventKind.ISSUE, at: now, invoiceSeq: seq, signature: EMPTY })),
       k.put(RT.COUNTERS, 0, encodeCounters(counters)),
-      k.put(RT.PURCHASES, batchIndex, encodeLayout(PURCHASE_LAYOUT, purchases[batchIndex] as unknown as LayoutValues)),
     ];
     let credited: StoredInvoice | undefined;
     if (original) {

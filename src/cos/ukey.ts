@@ -25,7 +25,7 @@ import { CardMuteError, type SimCard } from "./card.ts";
 import { SwError, swOf, isPowerLoss } from "./errors.ts";
 import { MemorySecrets, Vault, StoreSealed, DEVICE_SECRET_BYTES, type DeviceSecrets, type Sealer } from "./vault.ts";
 import {
-  RT, LifeCycle, Loaded, REQUIRED_FOR_END, ZERO_COUNTERS, encodeSecrets, decodeSecrets, encodePins, decodePins, encodeCounters, decodeCounters,
+  RT, LifeCycle, Loaded, REQUIRED_FOR_END, ZERO_COUNTERS, withNextNumber, encodeSecrets, decodeSecrets, encodePins, decodePins, encodeCounters, decodeCounters,
   type Secrets, type Pins, type Counters,
 } from "./records.ts";
 import { startTaxMachine, sendTax, type TaxContext, type TaxSnapshot } from "./tax-machine.ts";
@@ -236,13 +236,14 @@ export class UkeyCos implements SimCard {
       return b ? f(b) : undefined;
     };
     const secrets = decodeSecrets(need(RT.SECRETS));
+    const counters = decodeCounters(need(RT.COUNTERS));
     this.data = {
       secrets,
       pins: decodePins(need(RT.PINS)),
-      counters: decodeCounters(need(RT.COUNTERS)),
+      counters,
       taxpayer: opt(RT.TAXPAYER, (b) => decodeLayout(TAXPAYER_LAYOUT, b) as unknown as TaxpayerInfo),
       types: opt(RT.INVOICE_TYPES, (b) => decodeTable(INVOICE_TYPE_LAYOUT, b) as unknown as InvoiceTypeEntry[]),
-      purchases: secrets.loaded & Loaded.PURCHASES ? this.loadPurchases() : undefined,
+      purchases: secrets.loaded & Loaded.PURCHASES ? this.loadPurchases(counters.nextNumbers) : undefined,
       limits: opt(RT.LIMITS, (b) => decodeLayout(LIMITS_LAYOUT, b) as unknown as OfflineLimits),
       certs: Array.from({ length: CERT_SLOTS }, (_, i) => this.read(RT.CERTS, i)),
     };
@@ -250,11 +251,12 @@ export class UkeyCos implements SimCard {
     this.tax.reset();
   }
 
-  private loadPurchases(): PurchaseRecord[] {
+  /** The purchase slots as synced, with the live next numbers from the counters. */
+  private loadPurchases(nextNumbers: readonly number[]): PurchaseRecord[] {
     return Array.from({ length: PURCHASE_LAYOUT.records }, (_, i) => {
       const b = this.read(RT.PURCHASES, i);
       if (!b) throw new SwError(SW.MEMORY_FAILURE, `purchase slot ${i} missing`);
-      return decodeLayout(PURCHASE_LAYOUT, b) as unknown as PurchaseRecord;
+      return withNextNumber(decodeLayout(PURCHASE_LAYOUT, b) as unknown as PurchaseRecord, nextNumbers[i] ?? 0);
     });
   }
 
