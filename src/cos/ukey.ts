@@ -163,6 +163,19 @@ export class UkeyCos implements SimCard {
     this.trace.emit({ kind: "power", seq: this.traceSeq++, state: "off" });
   }
 
+  private closers: (() => void)[] = [];
+
+  /** Run `f` at close() (e.g. release the image file). */
+  onClose(f: () => void): void {
+    this.closers.push(f);
+  }
+
+  /** Power off and release what the card holds (an image file); the card is unusable afterwards. */
+  close(): void {
+    if (this.powered) this.powerOff();
+    for (const f of this.closers.splice(0)) f();
+  }
+
   /** True while the card lost power mid-command and was not re-powered. */
   get isMute(): boolean {
     return this.muted;
