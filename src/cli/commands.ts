@@ -1,8 +1,11 @@
 import type { Command } from "commander";
 import { registerApdu } from "./apdu.ts";
 import { registerBureau } from "./bureau.ts";
+import { registerDiagnose } from "./diagnose.ts";
 import { registerFlashDemo } from "./flash-demo.ts";
+import { registerHil } from "./hil.ts";
 import { registerInspect } from "./inspect.ts";
+import { registerIssuer } from "./issuer.ts";
 import { registerPersonalize } from "./personalize.ts";
 import { registerServe } from "./serve.ts";
 
@@ -13,8 +16,11 @@ import { registerServe } from "./serve.ts";
 const COMMANDS: readonly ((program: Command) => void)[] = [
   registerApdu,
   registerBureau,
+  registerDiagnose,
   registerFlashDemo,
+  registerHil,
   registerInspect,
+  registerIssuer,
   registerPersonalize,
   registerServe,
 ];

@@ -288,8 +288,13 @@ export class UkeyClient {
 
   /** 13 UKEY_DcWscsj: signed batch of up to 16 pending events from `fromSeq` (0 = oldest). */
   async exportUnuploaded(fromSeq = 0): Promise<ExportBatch & { body: Uint8Array }> {
-    const b = await this.plain(INS.EXPORT_UNUPLOADED, new ByteWriter().u32(fromSeq).finish());
-    return this.decode("export batch", () => decodeBatch(b));
+    return (await this.exportRaw(fromSeq)).batch;
+  }
+
+  /** As exportUnuploaded, with the signed bytes as the card sent them (what the bureau verifies). */
+  async exportRaw(fromSeq = 0): Promise<{ bytes: Uint8Array; batch: ExportBatch & { body: Uint8Array } }> {
+    const bytes = await this.plain(INS.EXPORT_UNUPLOADED, new ByteWriter().u32(fromSeq).finish());
+    return { bytes, batch: this.decode("export batch", () => decodeBatch(bytes)) };
   }
 
   /** 14 UKEY_QrScjg (bureau SM): returns how many confirmed events are still to settle. */

@@ -14,7 +14,6 @@ export const HOST_ERROR_CODES = [
   "NO_ISSUER_AGENT", // nothing can build the bureau's secure messages for the Ukey
   "BAD_BUREAU_ANSWER", // the bureau's answer is malformed or its signature does not verify
   "UPLOAD_REJECTED", // the bureau rejected an invoice
-  "VOID_UPLOAD_UNSUPPORTED", // the bureau API has no route for void records yet
   "UNKNOWN_INVOICE", // no such invoice in the local database
   "WRONG_DEVICE", // the database belongs to another Ukey
 ] as const;

@@ -11,7 +11,7 @@ export { parseInvoiceInput, parseInvoiceJson, lineAmountFen, type InvoiceInput }
 export { LocalIssuerAgent, purchasesFromSync, limitsFromSync, type IssuerAgent, type SyncPayload, type SyncMessageInput } from "./issuer-agent.ts";
 export { setPassword, checkPassword, hasPassword, SCRYPT_PARAMS, PASSWORD_MIN_CHARS } from "./password.ts";
 export {
-  OfflineIssuer, draftOf, realSleep, DEFAULT_RETRY, DEFAULT_UPLOAD_BATCH_EVENTS,
+  OfflineIssuer, draftOf, realSleep, DEFAULT_RETRY,
   type IssuerOptions, type IssueOptions, type ReconcileReport, type UploadReport, type SyncReport, type Identity, type Sleeper, type RetryPolicy,
 } from "./issuer.ts";
 export { renderInvoiceHtml, qrPayload, escapeHtml } from "./print.ts";

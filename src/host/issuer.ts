@@ -30,8 +30,6 @@ import type { InvoiceInput } from "./invoice-input.ts";
 import { checkPassword } from "./password.ts";
 import { renderInvoiceHtml } from "./print.ts";
 
-/** Events gathered from the Ukey (16 per export) into one upload. */
-export const DEFAULT_UPLOAD_BATCH_EVENTS = 64;
 export const DEFAULT_RETRY = { attempts: 6, baseDelayMs: 200, maxDelayMs: 5_000 } as const;
 const MS_PER_SECOND = 1000;
 const MAX_ADOPT_ROUNDS = 100_000;
@@ -57,7 +55,6 @@ export interface IssuerOptions {
   /** Backoff sleeper (tests inject a fast one). */
   sleep?: Sleeper;
   retry?: Partial<RetryPolicy>;
-  uploadBatchEvents?: number;
   /** Called with the printable HTML after the Ukey and the DB committed. */
   printer?: (html: string, row: InvoiceRow) => Promise<void> | void;
 }
@@ -490,6 +487,7 @@ export class OfflineIssuer {
     const bureau = this.requireBureau();
     const pki = await this.bureauPki();
     const crl = await this.fetchCrl();
+    const [purchases, types] = [await this.client.getPurchases(), await this.client.getInvoiceTypes()];
     const challenge = await this.client.getChallenge();
     const answer = await this.withRetry(() => bureau.get<{ payload?: unknown; payloadText?: unknown; signature?: unknown; issuerMessages?: unknown }>(
       "/sync", { taxpayerId: who.taxpayer.taxpayerId, deviceSerial: who.serial, challenge: hex(challenge) },
@@ -501,7 +499,6 @@ export class OfflineIssuer {
     let messages = parseMessages(answer.issuerMessages);
     if (messages.length === 0) {
       if (!this.options.agent) throw new HostError("NO_ISSUER_AGENT", "the bureau sent no issuer messages and no issuer agent is configured");
-      const [purchases, types] = [await this.client.getPurchases(), await this.client.getInvoiceTypes()];
       messages = await this.options.agent.syncMessages({ challenge, serial: who.serial, payload, purchases, types });
     }
     for (const m of messages) await this.client.relay(m);
@@ -532,30 +529,12 @@ export class OfflineIssuer {
     return this.chain;
   }
 
-  /** Gather up to `max` pending events, oldest first. */
-  private async pendingEvents(max: number): Promise<UploadEvent[]> {
-    const events: UploadEvent[] = [];
-    let from = 0;
-    while (events.length < max) {
-      let batch;
-      try {
-        batch = await this.client.exportUnuploaded(from);
-      } catch (error) {
-        if (isUkeyError(error, E.DATA_NOT_EXIST)) break;
-        throw error;
-      }
-      events.push(...batch.events);
-      const last = batch.events[batch.events.length - 1];
-      if (!batch.more || !last) break;
-      from = last.seq + 1;
-    }
-    return events.slice(0, max);
-  }
-
   /**
-   * Upload every pending record: batches, retries with exponential backoff, signed receipts
-   * verified and confirmed to the Ukey. Idempotent (the bureau stores each invoice once and
-   * replays receipts), and resumable: the Ukey keeps events pending until confirmed.
+   * Upload every pending record: the Ukey's signed export batches (issued, red-letter and
+   * void events), retries with exponential backoff, signed receipts verified, and the
+   * bureau's confirmation (issuer messages for the card's challenge) relayed to the Ukey so
+   * rollover may reclaim. Idempotent (the bureau stores each invoice once and replays
+   * receipts) and resumable: the Ukey keeps events pending until confirmed.
    */
   async upload(): Promise<UploadReport> {
     const who = this.who;
@@ -563,57 +542,57 @@ export class OfflineIssuer {
     const report: UploadReport = { uploaded: 0, batches: 0, receipts: [], confirmedThrough: 0, attempts: 0 };
     const pki = await this.bureauPki();
     const certificates = (await this.deviceChain()).map(b64);
-    const maxEvents = this.options.uploadBatchEvents ?? DEFAULT_UPLOAD_BATCH_EVENTS;
-    for (;;) {
-      const events = await this.pendingEvents(maxEvents);
-      if (events.length === 0) break;
-      for (const e of events) this.adoptEvent(e);
-      const firstVoid = events.findIndex((e) => e.kind !== EventKind.ISSUE);
-      const uploadable = (firstVoid < 0 ? events : events.slice(0, firstVoid)) as Extract<UploadEvent, { kind: 1 }>[];
-      if (uploadable.length === 0) {
-        report.stopped = { code: "VOID_UPLOAD_UNSUPPORTED", message: `event ${events[0]?.seq} is a void: the bureau API has no route for void records yet` };
-        break;
+    for (let round = 0; round < MAX_ADOPT_ROUNDS; round++) {
+      let exported;
+      try {
+        exported = await this.client.exportRaw(0);
+      } catch (error) {
+        if (isUkeyError(error, E.DATA_NOT_EXIST)) break;
+        throw error;
       }
+      const events = exported.batch.events;
+      for (const e of events) this.adoptEvent(e);
+      const challenge = await this.client.getChallenge();
       const body = {
-        taxpayerId: who.taxpayer.taxpayerId, deviceSerial: who.serial, certificates,
-        invoices: uploadable.map((e) => ({ data: b64(signedInvoiceBytes(e.issued.invoice, e.issued.taxCode)), signature: b64(e.issued.signature) })),
-        clientTime: this.clock.now(),
+        taxpayerId: who.taxpayer.taxpayerId, deviceSerial: who.serial, certificates, exportBatch: b64(exported.bytes),
+        clientTime: this.clock.now(), challenge: hex(challenge),
       };
-      const answer = await this.withRetry(() => bureau.post<{ receipt?: unknown; receiptText?: unknown; signature?: unknown }>("/upload", body), report);
+      const answer = await this.withRetry(() => bureau.post<{ receiptText?: unknown; signature?: unknown; issuerMessages?: unknown }>("/upload", body), report);
       report.batches++;
       const receipt = this.checkReceipt(answer, pki, who);
-      const accepted = new Set(receipt.accepted.map((a) => `${a.invoiceCode}/${a.invoiceNumber}`));
-      let prefix = 0;
-      for (const e of uploadable) {
-        const inv = decodeInvoice(e.issued.invoice);
-        if (!accepted.has(`${inv.invoiceCode}/${formatInvoiceNumber(inv.invoiceNumber)}`)) break;
-        prefix++;
-      }
-      if (prefix > 0) {
-        const through = (uploadable[prefix - 1] as UploadEvent).seq;
-        await this.confirmThrough(through);
+      const through = receipt.confirmThrough ?? 0;
+      const held = events.filter((e) => e.seq <= through);
+      if (held.length > 0) {
+        await this.relayConfirmation(parseMessages(answer.issuerMessages), through);
         this.db.tx(() => {
-          for (const e of uploadable.slice(0, prefix)) {
+          for (const e of held) {
+            if (e.kind !== EventKind.ISSUE) continue;
             const inv = decodeInvoice(e.issued.invoice);
             this.db.markUploaded(inv.invoiceCode, inv.invoiceNumber, receipt.receiptId);
           }
           this.db.putReceipt({ receiptId: receipt.receiptId, receiptText: answer.receiptText as string, signature: answer.signature as string, throughSeq: through, storedAt: this.clock.now() });
         });
-        report.uploaded += prefix;
+        report.uploaded += held.filter((e) => e.kind === EventKind.ISSUE).length;
         report.confirmedThrough = through;
         if (!report.receipts.includes(receipt.receiptId)) report.receipts.push(receipt.receiptId);
       }
-      if (prefix < uploadable.length) {
+      if (held.length < events.length) {
         const r = receipt.rejected[0];
-        report.stopped = { code: "UPLOAD_REJECTED", message: r ? `${r.invoiceCode ?? "?"}/${r.invoiceNumber ?? "?"}: ${r.code}: ${r.message}` : "the bureau did not accept every invoice" };
-        break;
-      }
-      if (firstVoid >= 0 && uploadable.length < maxEvents) {
-        report.stopped = { code: "VOID_UPLOAD_UNSUPPORTED", message: `event ${events[firstVoid]?.seq} is a void: the bureau API has no route for void records yet` };
+        report.stopped = { code: "UPLOAD_REJECTED", message: r ? `${r.invoiceCode ?? "?"}/${r.invoiceNumber ?? "?"}: ${r.code}: ${r.message}` : `the bureau holds events only through ${through}` };
         break;
       }
     }
     return report;
+  }
+
+  /** Relay the bureau's EXTERNAL AUTHENTICATE + CONFIRM UPLOAD; the agent stands in when the bureau sent none. */
+  private async relayConfirmation(messages: Uint8Array[], through: number): Promise<void> {
+    let last: Uint8Array = new Uint8Array(0);
+    if (messages.length > 0) {
+      for (const m of messages) last = await this.client.relay(m);
+      if (this.client.remaining(last) === 0) return;
+    }
+    await this.confirmThrough(through);
   }
 
   private checkReceipt(answer: { receipt?: unknown; receiptText?: unknown; signature?: unknown }, pki: BureauPki, who: Identity): UploadReceipt {
@@ -665,6 +644,7 @@ export class OfflineIssuer {
 
 interface UploadReceipt {
   receiptId: string;
+  confirmThrough: number | null;
   taxpayerId: string;
   deviceSerial: string;
   accepted: { invoiceCode: string; invoiceNumber: string }[];

@@ -146,10 +146,11 @@ describe("offline issuing", () => {
 
   it("stock used up", async () => {
     rig = await newRig();
+    rig.bureau.service.registerTaxpayer({ ...taxpayerRegistration(), stock: [{ invoiceCode: "137001900333", startNumber: 1, count: 3 }] });
     await rig.issuer.sync();
-    const big = input(100, { typeCode: "02602" });
-    for (let i = 0; i < 50; i++) await rig.issuer.issue(big);
-    expect(await codeOf(rig.issuer.issue(big))).toBe(E.NO_STOCK);
+    for (let i = 0; i < 3; i++) expect((await rig.issuer.issue(input())).invoiceCode).toBe("137001900333");
+    expect(await codeOf(rig.issuer.issue(input()))).toBe(E.NO_STOCK);
+    expect(rig.db.invoices()).toHaveLength(3);
   });
 });
 
@@ -182,7 +183,7 @@ describe("void and red-letter", () => {
 
 describe("upload", () => {
   it("uploads in batches, verifies the signed receipts, confirms to the Ukey; online issuing only afterwards", async () => {
-    rig = await newRig({ issuer: { uploadBatchEvents: 16 } });
+    rig = await newRig();
     await rig.issuer.sync();
     const rows = [];
     for (let i = 0; i < 20; i++) rows.push(await rig.issuer.issue(input(1000 + i)));
@@ -208,7 +209,7 @@ describe("upload", () => {
     expect((await rig.issuer.upload()).uploaded).toBe(0);
   });
 
-  it("uploads red-letter invoices; stops at a void (no bureau route yet) without confirming past it", async () => {
+  it("uploads red-letter invoices and voids (the Ukey's signed export): the bureau marks the void", async () => {
     rig = await newRig();
     const a = await rig.issuer.issue(input());
     await rig.issuer.red(a.invoiceCode, a.invoiceNumber);
@@ -216,9 +217,14 @@ describe("upload", () => {
     await rig.issuer.voidInvoice(b.invoiceCode, b.invoiceNumber);
     const report = await rig.issuer.upload();
     expect(report.uploaded).toBe(3);
-    expect(report.stopped?.code).toBe("VOID_UPLOAD_UNSUPPORTED");
+    expect(report.confirmedThrough).toBe(4);
+    expect(report.stopped).toBeUndefined();
     expect(rig.bureau.store.invoiceCount()).toBe(3);
-    expect((await rig.issuer.status()).pendingOnUkey).toBe(1);
+    expect(rig.bureau.store.invoice(b.invoiceCode, formatInvoiceNumber(b.invoiceNumber))?.voidedAt).toBeDefined();
+    expect(rig.bureau.store.invoice(a.invoiceCode, formatInvoiceNumber(a.invoiceNumber))?.voidedAt).toBeUndefined();
+    expect((await rig.issuer.status()).pendingOnUkey).toBe(0);
+    const seqB = rig.db.invoice(b.invoiceCode, b.invoiceNumber)!.seq;
+    expect(rig.store.isReclaimable(RT.INVOICE, seqB)).toBe(true);
   });
 
   it("an invoice the bureau rejects stays pending and stops the upload", async () => {

@@ -13,7 +13,7 @@ import { InProcessChannel, type ApduChannel } from "../../../src/transport/index
 import { pemToDer } from "../../../src/crypto/index.ts";
 import { parseProfile, personalizeCard, deriveCardKey, FACTORY_ISSUER_KEY, type IssuanceProfile } from "../../../src/tax/index.ts";
 import {
-  UkeyClient, HostDb, OfflineIssuer, BureauHttp, LocalIssuerAgent, setPassword, type InvoiceInput, type IssuerOptions,
+  UkeyClient, HostDb, OfflineIssuer, BureauHttp, setPassword, type InvoiceInput, type IssuerOptions,
 } from "../../../src/host/index.ts";
 
 export const PROFILE_TEXT = readFileSync(new URL("../../../fixtures/profile-default.json", import.meta.url), "utf8");
@@ -34,7 +34,7 @@ export function taxpayerRegistration(limits = BUREAU_LIMITS) {
 }
 
 export async function newBureau(clock: VirtualClock, faults: Partial<BureauFaults> = {}, seed = 7): Promise<Bureau> {
-  const bureau = await startBureau({ clock, tlsClock: WALL, rng: new Rng(seed), faults });
+  const bureau = await startBureau({ clock, tlsClock: WALL, rng: new Rng(seed), faults, masterKey: PROFILE.bureauMasterKey });
   bureau.service.registerTaxpayer(taxpayerRegistration());
   bureau.service.registerDevice({ deviceSerial: SERIAL, taxpayerId: PROFILE.taxpayer.taxpayerId, taxControlKey: Buffer.from(PROFILE.taxKey).toString("hex") });
   return bureau;
@@ -100,7 +100,6 @@ export async function newRig(o: RigOptions = {}): Promise<Rig> {
   const issuer = new OfflineIssuer({
     client, db, clock, rng,
     bureau: new BureauHttp({ serverUrl: bureau.url, caPem: bureau.caCertPem, timeoutMs: 2_000 }),
-    agent: new LocalIssuerAgent(PROFILE.bureauMasterKey),
     sleep: async (ms) => void sleeps.push(ms),
     printer: (html) => void printed.push(html),
     ...o.issuer,
