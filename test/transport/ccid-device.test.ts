@@ -157,3 +157,19 @@ describe("CCID device: endpoint 0 and the interrupt endpoint", () => {
     expect(parts[0]?.length).toBe(20);
   });
 });
+
+describe("CCID device: bounded memory", () => {
+  it("drops commands while too many answers are unread, then serves again", async () => {
+    const { MAX_UNREAD_ANSWERS } = await import("../../src/transport/ccid-device.ts");
+    const dev = new CcidUsbDevice(new TestCard());
+    dev.control(SET_CONFIGURATION);
+    for (let i = 0; i < MAX_UNREAD_ANSWERS + 10; i++) dev.bulkOut(bytesOf(`6500000000${(i & 0xff).toString(16).padStart(2, "0")}00000000`.slice(0, 20)));
+    expect(dev.droppedCommands).toBe(10);
+    const got: string[] = [];
+    for (let i = 0; i < MAX_UNREAD_ANSWERS; i++) dev.submitIn(0x82, 64, (d) => got.push(hexOf(d)));
+    expect(got).toHaveLength(MAX_UNREAD_ANSWERS);
+    dev.bulkOut(bytesOf("65000000000063000000"));
+    dev.submitIn(0x82, 64, (d) => got.push(hexOf(d)));
+    expect(got.at(-1)).toBe("81000000000063010000");
+  });
+});

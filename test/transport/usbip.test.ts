@@ -139,3 +139,29 @@ describe("USB/IP against the real usbip tool", () => {
     expect(result.status).toBe(0);
   });
 });
+
+describe("USB/IP server limits", () => {
+  it("drops a client that parks too many IN URBs", async () => {
+    const { MAX_PARKED_URBS } = await import("../../src/transport/usbip-server.ts");
+    const U = await import("../../src/transport/usbip-codec.ts");
+    const server = await serveUsbip(new TestCard(), { port: 0 });
+    try {
+      const socket = connect(server.port, server.host);
+      await new Promise((r) => socket.once("connect", r));
+      socket.write(U.encodeOpReqImport("1-1"));
+      socket.write(U.encodeCmdSubmit({ seqnum: 1, devid: 0x10002, direction: 0, ep: 0, transferFlags: 0, transferBufferLength: 0, startFrame: 0, numberOfPackets: 0, interval: 0, setup: { bmRequestType: 0, bRequest: 9, wValue: 1, wIndex: 0, wLength: 0 }, data: new Uint8Array(0) }));
+      const closed = new Promise((r) => socket.once("close", r));
+      socket.on("error", () => undefined);
+      for (let i = 0; i < MAX_PARKED_URBS + 2; i++) {
+        socket.write(U.encodeCmdSubmit({ seqnum: 10 + i, devid: 0x10002, direction: 1, ep: 2, transferFlags: 0, transferBufferLength: 64, startFrame: 0, numberOfPackets: 0, interval: 0, setup: U.NO_SETUP, data: new Uint8Array(0) }));
+      }
+      socket.resume(); // read the replies, or 'close' never comes
+      await closed;
+      const channel = await open(server);
+      await channel.powerOn();
+      await channel.close();
+    } finally {
+      await server.close();
+    }
+  });
+});
