@@ -75,6 +75,15 @@ describe("USB/IP: userspace client -> server -> CCID -> card", () => {
     await channel.close();
   });
 
+  it("a card that keeps asking for time gets TIMEOUT after maxTimeExtensions", async () => {
+    const server = await start(new TestCard(), { cardLatencyMs: () => 5000, timeExtensionIntervalMs: 10 });
+    const device = await importUsbipDevice(server.host, server.port, "1-1");
+    const channel = await CcidChannel.open(device, server.target, { timeoutMs: 1000, maxTimeExtensions: 5 });
+    await channel.powerOn();
+    await expect(channel.transmit(apdu(0x80, INS_ECHO, 0, 0, Uint8Array.of(1)))).rejects.toThrow(/more than 5 time extensions/);
+    await channel.close();
+  });
+
   it("a reader that never answers times out, the URB is unlinked, and the channel recovers", async () => {
     const server = await start(new TestCard(), { cardLatencyMs: (a: Uint8Array) => (a[2] === 0xff ? 400 : 0), timeExtensionIntervalMs: 10_000 });
     const channel = await open(server, 150);
