@@ -179,11 +179,13 @@ class UsbipConnection {
       return this.reply(c, 0, undefined, c.data.length);
     }
     if (this.parked.size >= MAX_PARKED_URBS) throw new Error(`more than ${MAX_PARKED_URBS} IN URBs waiting`);
+    let done = false;
     const id = this.device.submitIn(address, c.transferBufferLength, (data) => {
+      done = true;
       this.parked.delete(c.seqnum);
       this.reply(c, 0, data);
     });
-    this.parked.set(c.seqnum, id);
+    if (!done) this.parked.set(c.seqnum, id); // an answer already waiting completes at once
   }
 
   private control(c: U.CmdSubmit): void {

@@ -174,3 +174,17 @@ describe("USB/IP server limits", () => {
     }
   });
 });
+
+describe("USB/IP server bookkeeping", () => {
+  it("IN URBs answered at once are not counted as parked (600 exchanges)", async () => {
+    const server = await serveUsbip(new TestCard(), { port: 0 });
+    try {
+      const channel = await open(server);
+      await channel.powerOn();
+      for (let i = 0; i < 600; i++) expect(hexOf(await channel.transmit(apdu(0x80, INS_ECHO, 0, 0, Uint8Array.of(i & 0xff))))).toBe(`${(i & 0xff).toString(16).padStart(2, "0")}9000`);
+      await channel.close();
+    } finally {
+      await server.close();
+    }
+  });
+});
