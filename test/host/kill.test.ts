@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { openUkeyImage } from "../../src/cos/index.ts";
 import { Rng } from "../../src/sim/index.ts";
@@ -18,11 +19,13 @@ import { UkeyClient, HostDb, setPassword } from "../../src/host/index.ts";
 import { decodeInvoice, formatInvoiceNumber } from "../../src/tax/index.ts";
 import { PASSWORD, PROFILE, SERIAL, WALL, personalizeWithCert, taxpayerRegistration } from "./support/rig.ts";
 
-const REQUESTS = 24;
+const REQUESTS = 16;
 const KILLS = 10;
 const CHILD = new URL("./support/kill-child.ts", import.meta.url).pathname;
 const GEOMETRY = { pageBytes: 2048, spareBytes: 64, pagesPerBlock: 64, blocks: 64 };
 
+/** tsx's loader by absolute URL: the child runs in a directory without node_modules. */
+const TSX = pathToFileURL(new URL("../../node_modules/tsx/dist/loader.mjs", import.meta.url).pathname).href;
 let dir: string;
 let bureau: Bureau;
 beforeAll(async () => {
@@ -55,7 +58,7 @@ interface Run {
 function runChild(args: string[], killAfterMs?: number, crash?: string): Promise<Run> {
   return new Promise((resolve) => {
     const env = { ...process.env, UKEYSIM_CRASH: crash ?? "" };
-    const child = spawn(process.execPath, ["--import", "tsx", CHILD, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
+    const child = spawn(process.execPath, ["--import", TSX, CHILD, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
     const lines: string[] = [];
     let err = "";
     child.stdout.on("data", (d: Buffer) => {
