@@ -15,7 +15,7 @@
  */
 import { PinRef, issuer, call, verifyPin, selectApplication, decodeBatch, type Send, type PurchaseRecord } from "../src/tax/index.ts";
 import { Rng, MemoryTrace, toHex, type TraceEvent } from "../src/sim/index.ts";
-import { tearOperationOnFork, DecryptCache, type NandChip, type NandOp } from "../src/flash-store/index.ts";
+import { tearOperationOnFork, DecryptCache, FlashStore, bytesEqual, type NandChip, type NandOp, type RecordStore } from "../src/flash-store/index.ts";
 import { sm3 } from "../src/crypto/index.ts";
 import { SimDevice, CAMPAIGN_GEOMETRY, HIL_START_SECONDS } from "./sim-device.ts";
 import { simIssuerKeys, type IssuerKeys } from "./issuer-keys.ts";
@@ -178,6 +178,8 @@ export interface CampaignOptions {
   only?: { scenario: string; cut: number; second?: number };
   /** Record a trace of each failure (default true). */
   traces?: boolean;
+  /** Judge every point through APDUs (no record-set fast path). */
+  fullJudge?: boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -210,6 +212,8 @@ export interface CampaignResult {
   /** Items this shard judged, by index (for merge checks). */
   items: number[];
   perScenario: Record<string, { cutPoints: number; failures: number }>;
+  /** Points decided by the record-set fast path (the rest went through the APDU judge). */
+  fastVerdicts: number;
 }
 
 
@@ -239,62 +243,152 @@ function sendOf(dev: SimDevice, trace?: MemoryTrace, seq?: { n: number }): Send 
   };
 }
 
-/** A personalized (or blank) device for the campaign, once per seed. */
-async function baseDevice(seed: number, keys: IssuerKeys, blank: boolean, cache: DecryptCache, trace?: MemoryTrace, seq?: { n: number }): Promise<{ dev: SimDevice; cardKey: Uint8Array }> {
-  const dev = SimDevice.create({ seed, geometry: CAMPAIGN_GEOMETRY, cache });
+/** The devices every scenario forks from: a blank card and a personalized one (made once per seed). */
+interface Bases {
+  blank: SimDevice;
+  personalized: SimDevice;
+  cardKey: Uint8Array;
+}
+const basesMemo = new Map<number, Promise<Bases>>();
+/** Salt of the COS rng of the scenario's fork (same in campaigns and in cutTrace). */
+const SCENARIO_SALT = 11;
+const JUDGE_SALT = 7;
+
+function bases(seed: number, keys: IssuerKeys): Promise<Bases> {
+  let b = basesMemo.get(seed);
+  if (!b) {
+    b = (async () => {
+      const cache = new DecryptCache();
+      const blank = SimDevice.create({ seed, geometry: CAMPAIGN_GEOMETRY, cache });
+      blank.powerOn();
+      const send = sendOf(blank);
+      await selectApplication(send);
+      const cardKey = await cardKeyOf(send, keys);
+      const personalized = blank.fork(3);
+      personalized.powerOn();
+      await personalize(sendOf(personalized), keys, HIL_START_SECONDS);
+      return { blank, personalized, cardKey };
+    })();
+    if (basesMemo.size > 8) basesMemo.clear();
+    basesMemo.set(seed, b);
+  }
+  return b;
+}
+
+async function scenarioDevice(seed: number, keys: IssuerKeys, sc: Scenario): Promise<{ dev: SimDevice; cardKey: Uint8Array }> {
+  const b = await bases(seed, keys);
+  const dev = (sc.blank ? b.blank : b.personalized).fork(SCENARIO_SALT);
   dev.powerOn();
-  const send = sendOf(dev, trace, seq);
-  await selectApplication(send);
-  const cardKey = await cardKeyOf(send, keys);
-  if (!blank) await personalize(send, keys, HIL_START_SECONDS);
-  return { dev, cardKey };
+  return { dev, cardKey: b.cardKey };
+}
+
+/** A personalized scenario starts logged in (SELECT + VERIFY), a blank one selected. */
+async function startScenario(sc: Scenario, c: StepContext): Promise<void> {
+  if (sc.blank) await selectApplication(c.send);
+  else await login(c.send, c.keys.profile.userPin);
 }
 
 async function judge(base: SimDevice, chip: NandChip, pins: string[], watch: { code: string; number: number }[], trace?: MemoryTrace, seq?: { n: number }): Promise<Fingerprint> {
-  const dev = base.onChip(chip, 7);
+  const dev = base.onChip(chip, JUDGE_SALT);
   dev.powerOn();
   return fingerprint(sendOf(dev, trace, seq), pins, watch);
 }
 
-interface ScenarioRun {
-  prints: Fingerprint[];
-  cuts: RecordedCut[];
-  /** Mutating ops of the whole scenario run, in order (index = op index). */
-  device: SimDevice;
+/** Every record of a store (values by reference) and its rollover count. */
+interface RecordSet {
+  entries: { type: number; id: number; value: Uint8Array; reclaimable: boolean }[];
+  reclaimed: number;
 }
 
-/**
- * Runs one scenario and records the torn forks of the cut points `want` selects
- * (by their scenario-local cut ordinal). Returns the boundary fingerprints too.
- */
-async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, cache: DecryptCache, want: (ordinal: number) => boolean): Promise<ScenarioRun & { ordinals: number; opSteps: Map<number, { step: number; name: string; op: NandOp }> }> {
-  const { dev, cardKey } = await baseDevice(seed, keys, sc.blank === true, cache);
+function recordSet(store: RecordStore): RecordSet {
+  const stats = store.stats();
+  const entries: RecordSet["entries"] = [];
+  for (const t of Object.keys(stats.recordsByType).map(Number).sort((x, y) => x - y)) {
+    for (const id of store.ids(t)) entries.push({ type: t, id, value: store.get(t, id)!, reclaimable: store.isReclaimable(t, id) });
+  }
+  return { entries, reclaimed: stats.reclaimedRecords };
+}
+
+function sameRecords(store: RecordStore, set: RecordSet): boolean {
+  const stats = store.stats();
+  if (stats.records !== set.entries.length || stats.reclaimedRecords !== set.reclaimed) return false;
+  for (const e of set.entries) {
+    const v = store.get(e.type, e.id);
+    if (!v || !bytesEqual(v, e.value) || store.isReclaimable(e.type, e.id) !== e.reclaimable) return false;
+  }
+  return true;
+}
+
+interface ScenarioRun {
+  /** Fingerprint right before each step's command (after its prep) and right after it. */
+  before: Fingerprint[];
+  after: Fingerprint[];
+  /** The same as record sets (the fast path of the judge). */
+  beforeSets: RecordSet[];
+  afterSets: RecordSet[];
+  cuts: RecordedCut[];
+  device: SimDevice;
+  opSteps: Map<number, { step: number; name: string; op: NandOp }>;
+}
+
+/** Runs one scenario, recording a torn fork at every mutating operation of its steps. */
+async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record = true): Promise<ScenarioRun> {
+  const { dev, cardKey } = await scenarioDevice(seed, keys, sc);
   const ctx: StepContext = { send: sendOf(dev), keys, cardKey };
   const opSteps = new Map<number, { step: number; name: string; op: NandOp }>();
+  await startScenario(sc, ctx);
   if (sc.setup) await sc.setup(ctx);
   const pins = sc.pins?.(keys) ?? [keys.profile.userPin];
   const watch = sc.watch?.(keys) ?? [];
   const steps = sc.steps(ctx);
-  const prints: Fingerprint[] = [await judge(dev, dev.chip.fork(), pins, watch)];
+  const before: Fingerprint[] = [];
+  const after: Fingerprint[] = [];
+  const beforeSets: RecordSet[] = [];
+  const afterSets: RecordSet[] = [];
   const cuts: RecordedCut[] = [];
-  let ordinal = 0;
   for (let i = 0; i < steps.length; i++) {
     const step = steps[i]!;
     if (step.prep) await step.prep(ctx);
+    before.push(await judge(dev, dev.chip.fork(), pins, watch));
+    beforeSets.push(recordSet(dev.card.store));
     dev.chip.setObserver((k, op) => {
       if (op.kind === "read") return;
       opSteps.set(k, { step: i, name: step.name, op });
-      if (want(ordinal)) cuts.push({ scenario: sc.name, step: i, stepName: step.name, cut: k, op, torn: tearOperationOnFork(dev.chip, op, new Rng(seed, k)) });
-      ordinal++;
+      if (record) cuts.push({ scenario: sc.name, step: i, stepName: step.name, cut: k, op, torn: tearOperationOnFork(dev.chip, op, new Rng(seed, k)) });
     });
     try {
       await step.run(ctx);
     } finally {
       dev.chip.setObserver(null);
     }
-    prints.push(await judge(dev, dev.chip.fork(), pins, watch));
+    after.push(await judge(dev, dev.chip.fork(), pins, watch));
+    afterSets.push(recordSet(dev.card.store));
   }
-  return { prints, cuts, device: dev, ordinals: ordinal, opSteps };
+  return { before, after, beforeSets, afterSets, cuts, device: dev, opSteps };
+}
+
+/**
+ * The verdict on a torn chip. Fast path: mount read-only and compare the record set with
+ * the one before and after the step; the COS's answers are a function of its records (and
+ * the secure area and clock, which a cut does not touch), so an equal record set answers
+ * exactly like the boundary device the APDU judge already fingerprinted. Otherwise (or
+ * with fullJudge) a fresh COS is powered on over the chip and fingerprinted through APDUs.
+ */
+async function verdictOf(run: ScenarioRun, step: number, chip: NandChip, pins: string[], watch: { code: string; number: number }[], fullJudge: boolean): Promise<{ verdict: "old" | "new" | null; print?: Fingerprint }> {
+  if (!fullJudge) {
+    let store: FlashStore | undefined;
+    try {
+      store = FlashStore.mount(chip, { key: run.device.storeKey, cache: run.device.decryptCache, readOnly: true });
+    } catch {
+      store = undefined; // the full judge reports what happens on power-on
+    }
+    if (store) {
+      if (sameRecords(store, run.beforeSets[step]!)) return { verdict: "old" };
+      if (sameRecords(store, run.afterSets[step]!)) return { verdict: "new" };
+    }
+  }
+  const print = await judge(run.device, chip, pins, watch);
+  return { verdict: oldOrNew(print, run.before[step]!, run.after[step]!), print };
 }
 
 /** Mutating operations of the recovery of a torn chip (mount, power-on, judge reads). */
@@ -310,6 +404,13 @@ function recoveryOps(base: SimDevice, torn: NandChip, pins: string[], watch: { c
   });
 }
 
+interface WorkItem {
+  scenario: number;
+  cut: RecordedCut;
+  second?: number;
+  chip: NandChip;
+}
+
 /** Runs a power-cut campaign (or the shard / the single item of it that the options select). */
 export async function runCampaign(options: CampaignOptions): Promise<CampaignResult> {
   const mode = options.mode ?? "exhaustive";
@@ -319,72 +420,71 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   const scenarios = names.map(scenarioByName);
   const params: CampaignResult["params"] = { seed: options.seed, mode, cuts, scenarios: names, ...(mode === "random" ? { samples: options.samples ?? 200 } : {}) };
   const keys = simIssuerKeys();
-  const cache = new DecryptCache();
   const traces = options.traces !== false;
+  const result: CampaignResult = {
+    format: CAMPAIGN_FORMAT, campaignId: campaignId(params), params, shard, totalItems: 0, cutPoints: 0, passed: 0, failures: [], items: [], perScenario: {}, fastVerdicts: 0,
+  };
 
-  // Pass 1: how many first-cut points each scenario has (cheap: nothing is torn).
-  const counts: number[] = [];
-  for (const sc of scenarios) counts.push((await runScenario(sc, options.seed, keys, cache, () => false)).ordinals);
-  const offsets = counts.map((_, i) => counts.slice(0, i).reduce((a, b) => a + b, 0));
-  const firstTotal = counts.reduce((a, b) => a + b, 0);
-  // Random mode draws first-cut items; second cuts (cuts 2) are all taken under a drawn first cut.
+  // Run every scenario once, recording a torn fork at each mutating operation (cheap: copy-on-write).
+  const runs: ScenarioRun[] = [];
+  for (const sc of scenarios) runs.push(await runScenario(sc, options.seed, keys, !options.only || options.only.scenario === sc.name));
+  const firsts = runs.flatMap((run, si) => run.cuts.map((cut) => ({ si, cut })));
+  // Random mode draws first cuts; with cuts 2 every second cut under a drawn first cut is taken.
   let chosen: Set<number> | undefined;
   if (mode === "random") {
     const rng = new Rng(options.seed).fork("campaign-random");
     chosen = new Set<number>();
-    const want = Math.min(params.samples ?? 200, firstTotal);
-    while (chosen.size < want) chosen.add(rng.int(firstTotal));
+    const want = Math.min(params.samples ?? 200, firsts.length);
+    while (chosen.size < want) chosen.add(rng.int(firsts.length));
   }
-  const selected = (global: number) => (chosen ? chosen.has(global) : true);
-
-  const result: CampaignResult = {
-    format: CAMPAIGN_FORMAT, campaignId: campaignId(params), params, shard, totalItems: 0, cutPoints: 0, passed: 0, failures: [], items: [], perScenario: {},
-  };
-  const totalEstimate = chosen ? chosen.size : firstTotal;
-  let done = 0;
-  let item = 0;
-  for (let si = 0; si < scenarios.length; si++) {
-    const sc = scenarios[si]!;
-    if (options.only && options.only.scenario !== sc.name) {
-      item += counts[si]!;
-      continue;
+  const work: WorkItem[] = [];
+  for (let i = 0; i < firsts.length; i++) {
+    if (chosen && !chosen.has(i)) continue;
+    const { si, cut } = firsts[i]!;
+    if (options.only && (options.only.scenario !== scenarios[si]!.name || options.only.cut !== cut.cut)) continue;
+    if (cuts === 1) work.push({ scenario: si, cut, chip: cut.torn });
+    else {
+      const sc = scenarios[si]!;
+      for (const r of await recoveryOps(runs[si]!.device, cut.torn, sc.pins?.(keys) ?? [keys.profile.userPin], sc.watch?.(keys) ?? [])) {
+        if (options.only?.second !== undefined && options.only.second !== r.k) continue;
+        work.push({ scenario: si, cut, second: r.k, chip: r.torn2 });
+      }
     }
-    const per = (result.perScenario[sc.name] = { cutPoints: 0, failures: 0 });
+  }
+  result.totalItems = work.length;
+  for (const sc of scenarios) result.perScenario[sc.name] = { cutPoints: 0, failures: 0 };
+  const mine = work.map((w, index) => ({ w, index })).filter(({ index }) => options.only !== undefined || inShard(index, shard));
+  let done = 0;
+  for (const { w, index } of mine) {
+    const sc = scenarios[w.scenario]!;
+    const run = runs[w.scenario]!;
+    const per = result.perScenario[sc.name]!;
+    const c = w.cut;
     const pins = sc.pins?.(keys) ?? [keys.profile.userPin];
     const watch = sc.watch?.(keys) ?? [];
-    const run = await runScenario(sc, options.seed, keys, cache, (ord) => selected(offsets[si]! + ord));
-    for (const c of run.cuts) {
-      const accept = [run.prints[c.step]!, run.prints[c.step + 1]!];
-      if (options.only && options.only.cut !== c.cut) continue;
-      const subItems: { second?: number; chip: NandChip }[] = [];
-      if (cuts === 1) subItems.push({ chip: c.torn });
-      else for (const r of await recoveryOps(run.device, c.torn, pins, watch)) subItems.push({ second: r.k, chip: r.torn2 });
-      for (const sub of subItems) {
-        const index = item++;
-        if (options.only && options.only.second !== undefined && options.only.second !== sub.second) continue;
-        result.totalItems++;
-        if (!options.only && !inShard(index, shard)) continue;
-        result.items.push(index);
-        result.cutPoints++;
-        per.cutPoints++;
-        let reason: string | undefined;
-        try {
-          const print = await judge(run.device, sub.chip, pins, watch);
-          if (!oldOrNew(print, accept[0]!, accept[1]!)) reason = `after a cut at op ${c.cut} (${c.op.kind} block ${c.op.block}) in step "${c.stepName}" the card shows neither the state before the step nor the one after:\n  got    ${describeFingerprint(print)}\n  before ${describeFingerprint(accept[0]!)}\n  after  ${describeFingerprint(accept[1]!)}`;
-        } catch (error) {
-          reason = `after a cut at op ${c.cut} in step "${c.stepName}" the card does not recover: ${error instanceof Error ? error.message : String(error)}`;
-        }
-        const point: PointResult = { item: index, scenario: sc.name, step: c.stepName, cut: c.cut, ...(sub.second !== undefined ? { second: sub.second } : {}), ok: reason === undefined, ...(reason ? { reason } : {}) };
-        if (reason) {
-          per.failures++;
-          const failure: CampaignFailure = { ...point, replay: replayCommand(options.seed, sc.name, c.cut, sub.second, cuts) };
-          if (traces) failure.trace = (await cutTrace(options.seed, sc, c.cut, sub.second, cuts)).toJsonLines();
-          result.failures.push(failure);
-        } else result.passed++;
+    result.items.push(index);
+    result.cutPoints++;
+    per.cutPoints++;
+    let reason: string | undefined;
+    try {
+      const v = await verdictOf(run, c.step, w.chip, pins, watch, options.fullJudge === true);
+      if (!v.print) result.fastVerdicts++;
+      if (!v.verdict) {
+        reason = `after a cut at op ${c.cut} (${c.op.kind} block ${c.op.block})${w.second !== undefined ? ` and one at op ${w.second} of its recovery` : ""} in step "${c.stepName}" the card shows neither the state before the step nor the one after:\n  got    ${v.print ? describeFingerprint(v.print) : "?"}\n  before ${describeFingerprint(run.before[c.step]!)}\n  after  ${describeFingerprint(run.after[c.step]!)}`;
       }
-      done++;
-      options.onProgress?.(done, totalEstimate);
+    } catch (error) {
+      reason = `after a cut at op ${c.cut} in step "${c.stepName}" the card does not recover: ${error instanceof Error ? error.message : String(error)}`;
     }
+    if (reason) {
+      per.failures++;
+      const failure: CampaignFailure = {
+        item: index, scenario: sc.name, step: c.stepName, cut: c.cut, ...(w.second !== undefined ? { second: w.second } : {}), ok: false, reason,
+        replay: replayCommand(options.seed, sc.name, c.cut, w.second, cuts),
+      };
+      if (traces) failure.trace = (await cutTrace(options.seed, sc, c.cut, w.second, cuts)).toJsonLines();
+      result.failures.push(failure);
+    } else result.passed++;
+    options.onProgress?.(++done, mine.length);
   }
   return result;
 }
@@ -398,11 +498,10 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
  */
 export async function cutTrace(seed: number, sc: Scenario, cut: number, second: number | undefined, cuts: 1 | 2 = 1): Promise<MemoryTrace> {
   const keys = simIssuerKeys();
-  const cache = new DecryptCache();
-  const reference = await runScenario(sc, seed, keys, cache, () => false);
+  const reference = await runScenario(sc, seed, keys, false);
   const trace = new MemoryTrace();
   const seq = { n: 0 };
-  trace.emit({ kind: "run", seed, tool: CAMPAIGN_TOOL, params: { scenario: sc.name, cut, cuts, ...(second !== undefined ? { second } : {}) } });
+  trace.emit({ kind: "run", seed, tool: CAMPAIGN_TOOL, params: { scenario: sc.name, cut, cuts, ...(second !== undefined ? { second } : {}), base: sc.blank ? "blank" : "personalized", geometry: CAMPAIGN_GEOMETRY } });
   const where = reference.opSteps.get(cut);
   if (!where) {
     trace.emit({ kind: "check", seq: seq.n++, name: "cut point exists", ok: false, detail: `scenario ${sc.name} has no mutating flash operation ${cut}` });
@@ -411,8 +510,9 @@ export async function cutTrace(seed: number, sc: Scenario, cut: number, second: 
   }
   const pins = sc.pins?.(keys) ?? [keys.profile.userPin];
   const watch = sc.watch?.(keys) ?? [];
-  const { dev, cardKey } = await baseDevice(seed, keys, sc.blank === true, cache, trace, seq);
+  const { dev, cardKey } = await scenarioDevice(seed, keys, sc);
   const ctx: StepContext = { send: sendOf(dev, trace, seq), keys, cardKey };
+  await startScenario(sc, ctx);
   if (sc.setup) await sc.setup(ctx);
   const steps = sc.steps(ctx);
   dev.chip.armPowerCut(cut, new Rng(seed, cut));
@@ -450,7 +550,7 @@ export async function cutTrace(seed: number, sc: Scenario, cut: number, second: 
     dev.chip.disarmPowerCut();
     dev.chip.repower();
   }
-  const accept = [reference.prints[where.step]!, reference.prints[where.step + 1]!];
+  const accept = [reference.before[where.step]!, reference.after[where.step]!];
   let ok = false;
   let detail: string;
   try {
@@ -498,6 +598,6 @@ export function mergeCampaignResults(parts: readonly CampaignResult[]): Campaign
   return {
     format: CAMPAIGN_FORMAT, campaignId: first.campaignId, params: first.params, shard: WHOLE, totalItems: first.totalItems,
     cutPoints: parts.reduce((a, p) => a + p.cutPoints, 0), passed: parts.reduce((a, p) => a + p.passed, 0),
-    failures: parts.flatMap((p) => p.failures).sort((a, b) => a.item - b.item), items, perScenario,
+    failures: parts.flatMap((p) => p.failures).sort((a, b) => a.item - b.item), items, perScenario, fastVerdicts: parts.reduce((a, p) => a + (p.fastVerdicts ?? 0), 0),
   };
 }

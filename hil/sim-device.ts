@@ -4,8 +4,9 @@
  * cuts, forks (campaigns) and the wear map possible; everything else reaches the card
  * through APDUs only.
  */
-import { createUkey, MemorySecrets, type UkeyCos } from "../src/cos/index.ts";
-import { FlashStore, NandChip, SMALL_GEOMETRY, DecryptCache, type Geometry, type NandOp } from "../src/flash-store/index.ts";
+import { existsSync } from "node:fs";
+import { createUkey, flashKeyFromSecret, DEVICE_SECRET_BYTES, type DeviceSecrets, type UkeyCos } from "../src/cos/index.ts";
+import { FlashStore, NandChip, SMALL_GEOMETRY, DecryptCache, createImage, openImage, type Geometry, type NandOp } from "../src/flash-store/index.ts";
 import { Rng, VirtualClock, type TraceSink } from "../src/sim/index.ts";
 import { sm3 } from "../src/crypto/index.ts";
 import { concatBytes } from "../src/tax/index.ts";
@@ -29,53 +30,100 @@ export interface SimDeviceOptions {
   cache?: DecryptCache;
 }
 
-/** Data key of the flash store (at-rest SM4 layer under the COS's own sealing), derived from the seed. */
-function storeKey(seed: number): Uint8Array {
-  return sm3(new TextEncoder().encode(`ukeysim-store-key:${seed}`)).slice(0, 16);
+/**
+ * The MCU secure area of the simulated chip holds the device secret (flag byte 1, then
+ * 32 bytes), so forks and image files carry it with the NAND.
+ */
+export class ChipSecrets implements DeviceSecrets {
+  constructor(private readonly chip: NandChip) {}
+  read(): Uint8Array | undefined {
+    const area = this.chip.media.readSecure();
+    return area[0] === 1 ? area.slice(1, 1 + DEVICE_SECRET_BYTES) : undefined;
+  }
+  write(secret: Uint8Array): void {
+    const b = new Uint8Array(1 + DEVICE_SECRET_BYTES);
+    b[0] = 1;
+    b.set(secret.subarray(0, DEVICE_SECRET_BYTES), 1);
+    this.chip.media.writeSecure(0, b);
+  }
+}
+
+/** The device secret of `chip`, made from the seed on first use. */
+function deviceSecret(chip: NandChip, seed: number): Uint8Array {
+  const secrets = new ChipSecrets(chip);
+  let secret = secrets.read();
+  if (!secret) {
+    secret = new Rng(seed).fork("device-secret").bytes(DEVICE_SECRET_BYTES);
+    secrets.write(secret);
+  }
+  return secret;
 }
 
 export class SimDevice {
   readonly card: UkeyCos;
+  /** Listeners of every flash operation (power control, trace); see onFlash. */
+  private readonly flashListeners = new Set<(index: number, op: NandOp) => void>();
   private constructor(
     readonly seed: number,
     readonly chip: NandChip,
     readonly clock: VirtualClock,
-    readonly secrets: MemorySecrets,
     readonly serial: string,
-    private readonly key: Uint8Array,
-    private readonly cache: DecryptCache,
+    readonly storeKey: Uint8Array,
+    readonly decryptCache: DecryptCache,
     store: FlashStore,
     trace: TraceSink | undefined,
     rngSalt: number,
   ) {
     this.card = createUkey({
-      store, clock, rng: new Rng(seed, rngSalt), secrets, serial,
+      store, clock, rng: new Rng(seed, rngSalt), secrets: new ChipSecrets(chip), serial,
       ...(trace ? { trace } : {}),
       reopenStore: () => this.mount(),
     });
   }
 
+  /** Listen to flash operations (index, op) before they apply; returns the unsubscribe. */
+  onFlash(listener: (index: number, op: NandOp) => void): () => void {
+    if (this.flashListeners.size === 0) this.chip.setObserver((k, op) => {
+      for (const l of [...this.flashListeners]) l(k, op);
+    });
+    this.flashListeners.add(listener);
+    return () => {
+      this.flashListeners.delete(listener);
+      if (this.flashListeners.size === 0) this.chip.setObserver(null);
+    };
+  }
+
   /** A blank (factory-state) Ukey on a freshly formatted chip. */
   static create(options: SimDeviceOptions): SimDevice {
-    const geometry = options.geometry ?? SIM_GEOMETRY;
-    const chip = NandChip.memory({ geometry });
-    const key = storeKey(options.seed);
-    const cache = options.cache ?? new DecryptCache();
-    const store = FlashStore.format(chip, { key, cache });
-    const clock = new VirtualClock(options.startMs ?? HIL_START_SECONDS * 1000);
-    return new SimDevice(options.seed, chip, clock, new MemorySecrets(), options.serial ?? SIM_SERIAL, key, cache, store, options.trace, 0);
+    const chip = NandChip.memory({ geometry: options.geometry ?? SIM_GEOMETRY });
+    return SimDevice.onNewOrExisting(chip, options, true);
   }
 
   /**
-   * The same device on another chip (a fork, possibly torn): same secure area, same clock
-   * reading, the store mounted from the chip as at power-on. `salt` varies the COS rng.
+   * A Ukey kept in an image file (sim:IMAGE): opened when the file exists (its state,
+   * secure area included, survives between runs), else created and formatted.
+   */
+  static image(path: string, options: SimDeviceOptions): SimDevice {
+    const fresh = !existsSync(path);
+    const chip = fresh ? createImage(path, { geometry: options.geometry ?? SIM_GEOMETRY }) : openImage(path);
+    return SimDevice.onNewOrExisting(chip, options, fresh);
+  }
+
+  private static onNewOrExisting(chip: NandChip, options: SimDeviceOptions, fresh: boolean): SimDevice {
+    const key = flashKeyFromSecret(deviceSecret(chip, options.seed));
+    const cache = options.cache ?? new DecryptCache();
+    const store = fresh ? FlashStore.format(chip, { key, cache }) : FlashStore.mount(chip, { key, cache });
+    const clock = new VirtualClock(options.startMs ?? HIL_START_SECONDS * 1000);
+    return new SimDevice(options.seed, chip, clock, options.serial ?? SIM_SERIAL, key, cache, store, options.trace, 0);
+  }
+
+  /**
+   * The same device on another chip (a fork, possibly torn): same secure area (it is in
+   * the chip), same clock reading, the store mounted as at power-on. `salt` varies the COS rng.
    */
   onChip(chip: NandChip, salt = 1): SimDevice {
-    const secrets = new MemorySecrets();
-    const s = this.secrets.read();
-    if (s) secrets.write(s);
-    const store = FlashStore.mount(chip, { key: this.key, cache: this.cache });
-    return new SimDevice(this.seed, chip, new VirtualClock(this.clock.now()), secrets, this.serial, this.key, this.cache, store, undefined, salt);
+    const store = FlashStore.mount(chip, { key: this.storeKey, cache: this.decryptCache });
+    return new SimDevice(this.seed, chip, new VirtualClock(this.clock.now()), this.serial, this.storeKey, this.decryptCache, store, undefined, salt);
   }
 
   /** A copy-on-write fork of the whole device (chip, secure area, clock). */
@@ -86,7 +134,7 @@ export class SimDevice {
   /** Remount the store on this device's chip (power-on after a cut). */
   mount(): FlashStore {
     this.chip.repower();
-    return FlashStore.mount(this.chip, { key: this.key, cache: this.cache });
+    return FlashStore.mount(this.chip, { key: this.storeKey, cache: this.decryptCache });
   }
 
   powerOn(): Uint8Array {

@@ -22,7 +22,7 @@ export interface IssuerMessage {
 }
 
 const PURCHASE_ACTIVE = 1;
-const SECONDS_PER_DAY = 86_400;
+const SECONDS_PER_HOUR = 3600;
 const HOURS_PER_DAY = 24;
 const FULL_RATIO_PERMILLE = 1000;
 
@@ -39,13 +39,13 @@ export function toPurchaseRecords(stock: readonly StockRange[]): PurchaseRecord[
   }));
 }
 
-/** The bureau's limits and restrictions as the card's offline-limits record, valid from `nowMs`. */
+/** The bureau's limits and restrictions as the card's offline-limits record, valid `offlineHours` from `nowMs`. */
 export function toOfflineLimits(limits: Limits, restrictions: Restrictions, nowMs: number): OfflineLimits {
   const validDays = Math.max(1, Math.ceil(limits.offlineHours / HOURS_PER_DAY)) || DEFAULT_OFFLINE_VALID_DAYS;
   return {
     offlineAllowed: restrictions.issuingLocked ? 0 : 1,
     validDays,
-    validUntil: Math.floor(nowMs / 1000) + validDays * SECONDS_PER_DAY,
+    validUntil: Math.floor(nowMs / 1000) + limits.offlineHours * SECONDS_PER_HOUR,
     maxOfflineCount: limits.maxOfflineCount,
     maxOfflineAmountFen: limits.maxOfflineTotalFen,
     maxOfflineRatioPermille: FULL_RATIO_PERMILLE,

@@ -41,7 +41,8 @@ export interface StartBureauOptions {
   invoiceFormat?: InvoiceFormat;
   /**
    * The bureau master key (16 bytes) from which card keys are derived, as in the issuance
-   * profile's bureauMasterKey. Default: drawn from `rng` on first start and kept in the database.
+   * profile's bureauMasterKey. Without it, only devices registered with their own cardKey get
+   * issuer messages (secure-messaging commands) from sync and upload.
    */
   masterKey?: Uint8Array;
   maxBodyBytes?: number;
@@ -107,7 +108,7 @@ export async function startBureau(options: StartBureauOptions): Promise<Bureau> 
   const pki = loadOrCreatePki(store, options.rng.fork("bureau-pki"), options.clock.now());
   const service = new BureauService({
     store, pki, rng: options.rng.fork("bureau-issue"), clock: options.clock, format: options.invoiceFormat ?? TAX_INVOICE_FORMAT,
-    faults: () => faults, masterKey: options.masterKey ?? loadOrCreateMasterKey(store, options.rng.fork("bureau-master-key")),
+    faults: () => faults, masterKey: options.masterKey,
   });
   const tls = await createTlsMaterial(options.rng.fork("bureau-tls"), (options.tlsClock ?? options.clock).now());
   const sockets = new Set<Socket>();
@@ -179,14 +180,6 @@ function loadOrCreatePki(store: BureauStore, rng: Rng, now: number): BureauPki {
   const pki = createBureauPki(rng, now);
   store.setMeta("pki", serializePki(pki));
   return pki;
-}
-
-function loadOrCreateMasterKey(store: BureauStore, rng: Rng): Uint8Array {
-  const saved = store.meta("masterKey");
-  if (saved !== undefined) return new Uint8Array(Buffer.from(saved, "hex"));
-  const key = rng.bytes(MASTER_KEY_BYTES);
-  store.setMeta("masterKey", Buffer.from(key).toString("hex"));
-  return key;
 }
 
 const MASTER_KEY_BYTES = 16;

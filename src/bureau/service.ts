@@ -11,8 +11,8 @@ import {
   type CertificateInfo, type CrlInfo,
 } from "../crypto/index.ts";
 import {
-  decodeBatch, DecodeError, deriveCardKey, EventKind, PURCHASE_LAYOUT, signedInvoiceBytes, signedVoidBytes, CHALLENGE_BYTES,
-  type ExportBatch,
+  beijingDate, PurchaseStatus, decodeBatch, DecodeError, deriveCardKey, EventKind, PURCHASE_LAYOUT, signedInvoiceBytes, signedVoidBytes, CHALLENGE_BYTES,
+  type ExportBatch, type IssuanceProfile,
 } from "../tax/index.ts";
 import type { BureauFaults } from "./faults.ts";
 import { confirmMessages, syncMessages, toOfflineLimits, toPurchaseRecords, type IssuerMessage } from "./issuer-messages.ts";
@@ -115,8 +115,12 @@ export interface ServiceOptions {
   clock: Clock;
   format: InvoiceFormat;
   faults: () => Readonly<BureauFaults>;
-  /** Master key from which card keys are derived (deriveCardKey) for devices without a registered card key. */
-  masterKey: Uint8Array;
+  /**
+   * Master key from which card keys are derived (deriveCardKey) for devices without a
+   * registered card key. Without either, the bureau cannot speak to that card and sends no
+   * issuer messages (a host then falls back to its own issuer agent).
+   */
+  masterKey?: Uint8Array | undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -284,6 +288,26 @@ export class BureauService {
     return { deviceSerial, taxpayerId };
   }
 
+  /**
+   * Registers the taxpayer and the device of an issuance profile (src/tax parseProfile), as the
+   * bureau that personalized the card knows them: stock from its purchase records, limits from
+   * its offline limits, the device with the profile's tax-control key.
+   */
+  registerProfile(profile: IssuanceProfile, deviceSerial: string): TaxpayerRecord {
+    const l = profile.limits;
+    const record = this.registerTaxpayer({
+      taxpayerId: profile.taxpayer.taxpayerId,
+      name: profile.taxpayer.taxpayerName,
+      limits: { offlineHours: l.validDays * 24, maxInvoiceFen: l.singleLimitFen, maxOfflineTotalFen: l.maxOfflineAmountFen, maxOfflineCount: l.maxOfflineCount },
+      restrictions: { issuingLocked: l.offlineAllowed === 0, allowedKinds: [...INVOICE_KINDS] },
+      stock: profile.purchases.filter((p) => p.status !== PurchaseStatus.EMPTY).map((p) => ({
+        typeCode: p.typeCode, invoiceCode: p.invoiceCode, startNumber: p.startNumber, count: p.count, ...(p.purchasedOn ? { purchasedOn: p.purchasedOn } : {}),
+      })),
+    });
+    this.registerDevice({ deviceSerial, taxpayerId: record.taxpayerId, taxControlKey: hex(profile.taxKey) });
+    return record;
+  }
+
   /** Issues a device certificate for a key generated on the Ukey (personalisation). */
   issueDeviceCertificate(input: unknown): { certificate: string; chain: string[] } {
     const o = object(input, "certificate request");
@@ -306,9 +330,10 @@ export class BureauService {
     return { certificate: b64(der), chain: [b64(der), b64(this.options.pki.intermediate.der)] };
   }
 
-  /** The card key of a registered device: its own, or derived from the master key and its serial. */
-  private cardKey(deviceSerial: string, device: DeviceRecord): Uint8Array {
-    return device.cardKey ?? deriveCardKey(this.options.masterKey, deviceSerial);
+  /** The card key of a registered device: its own, or derived from the master key and its serial; undefined when unknown. */
+  private cardKey(deviceSerial: string, device: DeviceRecord): Uint8Array | undefined {
+    if (device.cardKey) return device.cardKey;
+    return this.options.masterKey ? deriveCardKey(this.options.masterKey, deviceSerial) : undefined;
   }
 
   sync(taxpayerId: string, deviceSerial: string, challengeHex?: string): SyncResponse {
@@ -327,7 +352,8 @@ export class BureauService {
       restrictions: taxpayer.restrictions, crlNumber: this.currentCrl().crlNumber ?? 0,
     };
     const payloadText = JSON.stringify(payload);
-    const issuerMessages = challenge ? syncMessages(this.cardKey(deviceSerial, device), challenge, purchases, offlineLimits) : [];
+    const cardKey = this.cardKey(deviceSerial, device);
+    const issuerMessages = challenge && cardKey ? syncMessages(cardKey, challenge, purchases, offlineLimits) : [];
     return { payload, payloadText, signature: this.sign(payloadText), issuerMessages };
   }
 
@@ -373,7 +399,8 @@ export class BureauService {
     }
     // The confirmation reflects what the bureau holds now (a replay may follow a newer upload).
     const through = this.options.store.device(deviceSerial)?.confirmedSeq ?? 0;
-    const issuerMessages = challenge && through > 0 ? confirmMessages(this.cardKey(deviceSerial, device), challenge, through) : [];
+    const cardKey = this.cardKey(deviceSerial, device);
+    const issuerMessages = challenge && cardKey && through > 0 ? confirmMessages(cardKey, challenge, through) : [];
     return { ...response, issuerMessages };
   }
 
@@ -548,8 +575,9 @@ type Entry = IssueEntry | VoidEntry;
 
 const DEFAULT_TYPE_CODE = "02601";
 
+/** The purchase date as the card records dates: Beijing time, YYYYMMDD. */
 function yyyymmdd(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10).replaceAll("-", "");
+  return beijingDate(Math.floor(ms / 1000));
 }
 
 function parseChallenge(value: unknown): Uint8Array {

@@ -2,10 +2,11 @@
  * ukeysim bureau serve: the test tax bureau over HTTPS on loopback, following the wall clock.
  * Prints one JSON line {"url", "caFile", "seed"} when ready; stops on SIGINT/SIGTERM.
  */
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { startBureau, mergeFaults, NO_FAULTS, FaultError, type BureauFaults } from "../bureau/index.ts";
 import { parseSeed, Rng, type Clock } from "../sim/index.ts";
+import { parseProfile, type IssuanceProfile } from "../tax/index.ts";
 
 const MAX_PORT = 65_535;
 
@@ -55,13 +56,19 @@ export function registerBureau(program: Command): void {
     .option("--seed <n>", "seed for the bureau's keys", parseSeedOption, 1)
     .option("--ca-out <file>", "write the bureau's TLS root CA (PEM) here")
     .option("--master-key <hex>", "bureau master key for card keys (32 hex digits, the issuance profile's bureauMasterKey)", parseMasterKey)
+    .option("--profile <file>", "register the taxpayer and device of this issuance profile (and take its bureauMasterKey)")
+    .option("--device-serial <serial>", "the device serial to register with --profile")
     .addOption(new Option("--fault <name=value>", `fault switch, repeatable: ${Object.keys(NO_FAULTS).join(", ")}`).argParser(collectFault).default({ ...NO_FAULTS }, "none"))
-    .action(async (options: { port: number; host: string; db?: string; seed: number; caOut?: string; masterKey?: Uint8Array; fault: BureauFaults }) => {
+    .action(async (options: { port: number; host: string; db?: string; seed: number; caOut?: string; masterKey?: Uint8Array; profile?: string; deviceSerial?: string; fault: BureauFaults }) => {
+      if ((options.profile === undefined) !== (options.deviceSerial === undefined)) throw new Error("--profile and --device-serial go together");
+      const profile: IssuanceProfile | undefined = options.profile ? parseProfile(readFileSync(options.profile, "utf8")) : undefined;
+      const masterKey = options.masterKey ?? profile?.bureauMasterKey;
       const wallClock: Clock = { now: () => Date.now() };
       const running = await startBureau({
         port: options.port, host: options.host, dbPath: options.db ?? ":memory:", clock: wallClock, tlsClock: wallClock,
-        rng: new Rng(options.seed), faults: options.fault, ...(options.masterKey ? { masterKey: options.masterKey } : {}), onError: (error) => console.error("bureau: internal error:", error),
+        rng: new Rng(options.seed), faults: options.fault, ...(masterKey ? { masterKey } : {}), onError: (error) => console.error("bureau: internal error:", error),
       });
+      if (profile && options.deviceSerial) running.service.registerProfile(profile, options.deviceSerial);
       if (options.caOut) writeFileSync(options.caOut, running.caCertPem);
       console.log(JSON.stringify({ url: running.url, caFile: options.caOut ?? null, seed: options.seed, faults: running.faults() }));
       await new Promise<void>((resolve) => {

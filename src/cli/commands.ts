@@ -3,9 +3,11 @@ import { registerApdu } from "./apdu.ts";
 import { registerBureau } from "./bureau.ts";
 import { registerDiagnose } from "./diagnose.ts";
 import { registerFlashDemo } from "./flash-demo.ts";
+import { registerHil } from "./hil.ts";
 import { registerInspect } from "./inspect.ts";
 import { registerIssuer } from "./issuer.ts";
 import { registerPersonalize } from "./personalize.ts";
+import { registerServe } from "./serve.ts";
 
 /**
  * Every command of the CLI. One import and one entry per command file, each on its own
@@ -16,9 +18,11 @@ const COMMANDS: readonly ((program: Command) => void)[] = [
   registerBureau,
   registerDiagnose,
   registerFlashDemo,
+  registerHil,
   registerInspect,
   registerIssuer,
   registerPersonalize,
+  registerServe,
 ];
 
 export function registerCommands(program: Command): void {

@@ -34,8 +34,10 @@ export interface CampaignOptions {
   resume?: boolean;
   /** Only cut operations with these indices (replay); default every mutating operation. */
   only?: ReadonlySet<number>;
-  /** Stop after this many cut points (sharding / time budget). */
+  /** Stop after this many cut points (time budget). */
   maxCuts?: number;
+  /** Shard i of n: only cut operations whose index k has k % n === i (results of all shards add up). */
+  shard?: { index: number; count: number };
 }
 
 export interface CampaignResult {
@@ -80,6 +82,10 @@ export function replayId(seed: number, scenario: string, cut: number): string {
 
 /** Runs the exhaustive single-cut campaign of one scenario. */
 export function runCutCampaign(scenario: CutScenario, options: CampaignOptions): CampaignResult {
+  if (options.shard) {
+    const { index, count } = options.shard;
+    if (!Number.isInteger(count) || count < 1 || !Number.isInteger(index) || index < 0 || index >= count) throw new RangeError(`shard must be i/n with 0 <= i < n, got ${index}/${count}`);
+  }
   const chip = NandChip.memory({ geometry: options.geometry });
   const cache = new DecryptCache();
   const store = FlashStore.format(chip, { key: options.key, cache });
@@ -99,6 +105,7 @@ export function runCutCampaign(scenario: CutScenario, options: CampaignOptions):
   const check = (k: number, op: NandOp) => {
     if (op.kind === "read" || cutPoints >= maxCuts) return;
     if (options.only && !options.only.has(k)) return;
+    if (options.shard && k % options.shard.count !== options.shard.index) return;
     cutPoints++;
     const torn = tearOperationOnFork(chip, op, new Rng(options.seed, k));
     const reason = checkTorn(torn, options, cache, before, after, keys, rng);

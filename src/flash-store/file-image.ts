@@ -145,19 +145,14 @@ export class FileMedia implements Media {
   readPage(block: number, page: number): Uint8Array | null {
     const out = new Uint8Array(this.pageTotal);
     readFully(this.fd, out, this.pageOffset(block, page));
-    let blank = true;
-    for (let i = 0; i < out.length; i++) {
-      if (out[i] !== 0) blank = false;
-      out[i] = (out[i] as number) ^ 0xff;
-    }
-    return blank ? null : out;
+    return invert(out) ? out : null;
   }
 
   writePage(block: number, page: number, content: Uint8Array): void {
     if (this.writePointer(block) < page + 1) this.setWritePointer(block, page + 1); // table first (see header comment)
     const full = new Uint8Array(this.pageTotal).fill(0xff);
     full.set(content.subarray(0, this.pageTotal));
-    for (let i = 0; i < full.length; i++) full[i] = (full[i] as number) ^ 0xff;
+    invert(full);
     writeFully(this.fd, full, this.pageOffset(block, page));
     this.sync();
   }
@@ -231,6 +226,26 @@ export class FileMedia implements Media {
   private sync(): void {
     if (this.durable) fsyncSync(this.fd);
   }
+}
+
+/** XORs every byte with 0xFF in place (words when aligned); returns whether any input byte was non-zero. */
+function invert(buf: Uint8Array): boolean {
+  let any = 0;
+  if (buf.byteOffset % 4 === 0 && buf.length % 4 === 0) {
+    const words = new Uint32Array(buf.buffer, buf.byteOffset, buf.length / 4);
+    for (let i = 0; i < words.length; i++) {
+      const w = words[i] as number;
+      any |= w;
+      words[i] = ~w;
+    }
+    return any !== 0;
+  }
+  for (let i = 0; i < buf.length; i++) {
+    const v = buf[i] as number;
+    any |= v;
+    buf[i] = v ^ 0xff;
+  }
+  return any !== 0;
 }
 
 function readFully(fd: number, buf: Uint8Array, position: number): void {

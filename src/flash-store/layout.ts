@@ -155,3 +155,12 @@ export function itemCrc(buf: Uint8Array, at: number, length: number): number {
 export function slotsFor(bytes: number): number {
   return Math.ceil(bytes / SLOT_BYTES);
 }
+
+/** Zero bits in the marker byte that make a block bad: one flipped bit does not retire a good block. */
+export const BAD_MARKER_MIN_ZERO_BITS = 2;
+
+export function isBadMarker(byte: number): boolean {
+  let zeros = 0;
+  for (let v = ~byte & 0xff; v; v &= v - 1) zeros++;
+  return zeros >= BAD_MARKER_MIN_ZERO_BITS;
+}

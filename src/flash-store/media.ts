@@ -75,13 +75,20 @@ export class MemoryMedia implements Media {
   private flags: Uint8Array;
   private secure: Uint8Array | null;
 
+  /**
+   * True while the arrays above are shared with a snapshot: the first write copies them
+   * (O(blocks) pointers, once), so snapshot() and fork() themselves are O(1).
+   */
+  private shared = false;
+
   constructor(readonly geometry: Geometry, from?: MemorySnapshot) {
     if (from) {
-      this.pages = from.pages.slice();
-      this.eraseCounts = from.eraseCounts.slice();
-      this.writePointers = from.writePointers.slice();
-      this.flags = from.flags.slice();
-      this.secure = from.secure ? from.secure.slice() : null;
+      this.pages = from.pages as (readonly (Uint8Array | null)[])[];
+      this.eraseCounts = from.eraseCounts;
+      this.writePointers = from.writePointers;
+      this.flags = from.flags;
+      this.secure = from.secure;
+      this.shared = true;
     } else {
       this.pages = new Array<readonly (Uint8Array | null)[]>(geometry.blocks).fill(NO_PAGES);
       this.eraseCounts = new Uint32Array(geometry.blocks);
@@ -96,6 +103,7 @@ export class MemoryMedia implements Media {
   }
 
   writePage(block: number, page: number, content: Uint8Array): void {
+    this.own();
     const next = (this.pages[block] as readonly (Uint8Array | null)[]).slice();
     while (next.length < page) next.push(null);
     next[page] = trimErased(content);
@@ -103,6 +111,7 @@ export class MemoryMedia implements Media {
   }
 
   eraseBlock(block: number): void {
+    this.own();
     this.pages[block] = NO_PAGES;
   }
 
@@ -111,6 +120,7 @@ export class MemoryMedia implements Media {
   }
 
   setEraseCount(block: number, count: number): void {
+    this.own();
     this.eraseCounts[block] = count;
   }
 
@@ -119,6 +129,7 @@ export class MemoryMedia implements Media {
   }
 
   setWritePointer(block: number, page: number): void {
+    this.own();
     this.writePointers[block] = page;
   }
 
@@ -127,6 +138,7 @@ export class MemoryMedia implements Media {
   }
 
   setBlockFlags(block: number, flags: number): void {
+    this.own();
     this.flags[block] = flags;
   }
 
@@ -135,14 +147,27 @@ export class MemoryMedia implements Media {
   }
 
   writeSecure(offset: number, data: Uint8Array): void {
+    this.own();
     checkSecureWrite(offset, data);
     this.secure ??= new Uint8Array(SECURE_AREA_BYTES);
     this.secure.set(data, offset);
   }
 
-  /** O(blocks) pointer copies; no page data is copied. */
+  /** O(1): the snapshot shares this media's arrays; whichever side writes next copies them. */
   snapshot(): MemorySnapshot {
-    return { geometry: this.geometry, pages: this.pages.slice(), eraseCounts: this.eraseCounts.slice(), writePointers: this.writePointers.slice(), flags: this.flags.slice(), secure: this.secure ? this.secure.slice() : null };
+    this.shared = true;
+    return { geometry: this.geometry, pages: this.pages, eraseCounts: this.eraseCounts, writePointers: this.writePointers, flags: this.flags, secure: this.secure };
+  }
+
+  /** Copy-on-write of the per-block arrays (page contents are immutable and stay shared). */
+  private own(): void {
+    if (!this.shared) return;
+    this.pages = this.pages.slice();
+    this.eraseCounts = this.eraseCounts.slice();
+    this.writePointers = this.writePointers.slice();
+    this.flags = this.flags.slice();
+    this.secure = this.secure ? this.secure.slice() : null;
+    this.shared = false;
   }
 
   close(): void {}

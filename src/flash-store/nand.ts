@@ -17,7 +17,7 @@
  * Invariants (checked by assert): block/page indices are in range; a programmed page's
  * content only ever loses 1 bits until the next erase; writePointer(block) <= pagesPerBlock.
  */
-import { Rng } from "../sim/index.ts";
+import { Rng, type TraceSink } from "../sim/index.ts";
 import { BAD_BLOCK_MARKER_OFFSET, checkGeometry, DEFAULT_GEOMETRY, pageTotalBytes, type Geometry } from "./geometry.ts";
 import { BLOCK_FLAG_FACTORY_BAD, MemoryMedia, type Media, type MemorySnapshot } from "./media.ts";
 
@@ -80,6 +80,8 @@ export class NandChip {
   private cutRng: Rng | null = null;
   private powerLost = false;
   private observer: NandObserver | null = null;
+  private trace: TraceSink | null = null;
+  private traceReads = false;
   private flipProbability = 0;
   private flipRng: Rng | null = null;
   private readonly scheduledFlips = new Map<number, number[]>();
@@ -117,12 +119,13 @@ export class NandChip {
   }
 
   /**
-   * An immutable copy of the cells, erase counts and stuck bits. O(blocks) pointer copies for
-   * the memory backend (pages are shared copy-on-write); other backends are copied page by page.
+   * An immutable copy of the cells, erase counts and stuck bits. O(1) for the memory backend
+   * (arrays and pages are shared copy-on-write); other backends are copied page by page.
    */
   snapshot(): ChipSnapshot {
     const media = this.media instanceof MemoryMedia ? this.media.snapshot() : this.copyToMemory().snapshot();
-    return { media, endurance: this.endurance, opCount: this.opCount, stuck: this.stuck };
+    const stuck = this.stuck.size ? new Map([...this.stuck].map(([k, v]) => [k, [...v]] as const)) : this.stuck;
+    return { media, endurance: this.endurance, opCount: this.opCount, stuck };
   }
 
   /** An independent chip with the same cells, no armed cut, no observer, powered. */
@@ -170,6 +173,15 @@ export class NandChip {
 
   setObserver(observer: NandObserver | null): void {
     this.observer = observer;
+  }
+
+  /**
+   * Emits a `flash` trace event (seq = operation index) for every program, erase and
+   * bad-block mark (and read, when `reads`), and a `fault` event for a power cut.
+   */
+  setTrace(trace: TraceSink | null, options: { reads?: boolean } = {}): void {
+    this.trace = trace;
+    this.traceReads = options.reads ?? false;
   }
 
   /** Each page read flips one random bit of the returned copy with this probability. */
@@ -250,9 +262,9 @@ export class NandChip {
   readBadMarker(block: number): boolean {
     this.checkBlock(block);
     this.begin({ kind: "read", block, page: 0 });
-    const content = this.media.readPage(block, 0);
-    const at = this.geometry.pageBytes + BAD_BLOCK_MARKER_OFFSET;
-    return content !== null && at < content.length && content[at] !== ERASED;
+    const page = this.fullPage(block, 0);
+    this.applyReadFaults(block, 0, page);
+    return page[this.geometry.pageBytes + BAD_BLOCK_MARKER_OFFSET] !== ERASED;
   }
 
   /**
@@ -319,6 +331,11 @@ export class NandChip {
     const index = this.opCount;
     if (this.observer) this.observer(index, op);
     this.opCount++;
+    if (this.trace && (op.kind !== "read" || this.traceReads)) {
+      const kind = op.kind === "markBad" ? "program" : op.kind;
+      this.trace.emit(op.kind === "erase" ? { kind: "flash", seq: index, op: kind, block: op.block } : { kind: "flash", seq: index, op: kind, block: op.block, page: "page" in op ? op.page : 0 });
+    }
+    if (index === this.cutAt && this.trace) this.trace.emit({ kind: "fault", seq: index, fault: "power-cut", detail: { op: op.kind, block: op.block, ...("page" in op ? { page: op.page } : {}) } });
     return index === this.cutAt;
   }
 

@@ -26,13 +26,13 @@
  *  - liveCost <= capacityCost after every commit (else rollover or STORAGE_FULL, nothing written).
  */
 import { hmacSm3, sm4Ctr, SM4_KEY_BYTES } from "../crypto/index.ts";
-import { checkTransaction, CRITICAL_TYPE_LIMIT, StoreError, type RecordStore, type StoreStats, type TxOp } from "./api.ts";
+import { checkTransaction, CRITICAL_TYPE_LIMIT, RECORD_TYPE_MAX, StoreError, type RecordStore, type StoreStats, type TxOp } from "./api.ts";
 import { crc32 } from "./crc32.ts";
-import { pageTotalBytes, sameGeometry, type Geometry } from "./geometry.ts";
+import { BAD_BLOCK_MARKER_OFFSET, pageTotalBytes, sameGeometry, type Geometry } from "./geometry.ts";
 import {
   BH_BLOCKS, BH_BLOCK_SEQ, BH_ERASE_COUNT, BH_FORMAT_ID, BH_KEY_CHECK, BH_LANE, BH_MAGIC, BH_PAGES_PER_BLOCK, BH_PAGE_BYTES,
   BH_SPARE_BYTES, BH_VERSION, BLOCK_HEADER_END, COMMIT_PAYLOAD_BYTES, correctPage, FLAG_COPY2, FLAG_ROLLOVER, FORMAT_VERSION,
-  isErased, ITEM_COMMIT, ITEM_HEADER_BYTES, ITEM_MARK, ITEM_PUT, ITEM_TOMBSTONE, itemCrc, IT_CRC, IT_FLAGS, IT_FRAG_COUNT,
+  isBadMarker, isErased, ITEM_COMMIT, ITEM_HEADER_BYTES, ITEM_MARK, ITEM_PUT, ITEM_TOMBSTONE, itemCrc, IT_CRC, IT_FLAGS, IT_FRAG_COUNT,
   IT_FRAG_INDEX, IT_FRAME, IT_ID, IT_KIND, IT_LENGTH, IT_TYPE, IT_VERSION, KEY_CHECK_BYTES, PAGE_HEADER_BYTES,
   PAGE_KIND_BLOCK_HEADER, PAGE_KIND_DATA, PAGE_KIND_SUMMARY, pageLooksValid, PH_COUNT, PH_INDEX, PH_KIND, PH_LANE, PH_TOTAL,
   PH_USED, readU16, readU32, readU48, sealPageHeader, SE_EXTRA, SE_OFFSET, SE_PAGE, slotsFor, SLOT_BYTES, STORE_MAGIC,
@@ -316,12 +316,18 @@ export class FlashStore implements RecordStore {
     return store.guard(() => {
       for (let b = 0; b < chip.geometry.blocks; b++) {
         const info = store.block(b);
-        if (chip.readBadMarker(b)) {
+        let start: { bad: boolean; header: BlockHeader | null };
+        try {
+          start = store.readBlockStart(b);
+        } catch (error) {
+          if (!(error instanceof StoreError)) throw error;
+          start = { bad: false, header: null };
+        }
+        if (start.bad) {
           info.state = BlockState.Bad;
           continue;
         }
-        const header = store.readHeaderQuietly(b);
-        if (header) info.eraseCount = header.eraseCount;
+        if (start.header) info.eraseCount = start.header.eraseCount;
         store.eraseOrRetire(b);
       }
       if (store.goodBlocks() < RESERVE_BLOCKS + GC_LOW_WATER + 1) throw new StoreError("BAD_GEOMETRY", `too few good blocks for a store: ${store.goodBlocks()}`);
@@ -356,11 +362,12 @@ export class FlashStore implements RecordStore {
     for (let b = 0; b < this.g.blocks; b++) {
       const info = this.block(b);
       info.eraseCount = -1;
-      if (this.chip.readBadMarker(b)) {
+      const start = this.readBlockStart(b);
+      if (start.bad) {
         info.state = BlockState.Bad;
         continue;
       }
-      const header = this.readHeader(b);
+      const header = start.header;
       if (!header) continue;
       if (headers === 0) this.adoptFormat(header);
       else if (header.formatId !== this.formatId) continue; // a block of an older format: free
@@ -427,14 +434,20 @@ export class FlashStore implements RecordStore {
     }
     const marks = new KeyMap<ItemRef[]>();
     const entries = this.keyEntries;
+    let lastFrame = -1;
+    let lastCommitted = false;
     for (const ref of all) {
       const kind = ref.kind;
+      if (ref.frame !== lastFrame) {
+        lastFrame = ref.frame;
+        lastCommitted = committed.has(lastFrame);
+      }
       if (kind === ITEM_COMMIT) {
-        if (committed.has(ref.frame) && ref.extra > this.reclaimedTotal) this.reclaimedTotal = ref.extra;
+        if (lastCommitted && ref.extra > this.reclaimedTotal) this.reclaimedTotal = ref.extra;
         continue;
       }
       if (kind === ITEM_PUT || kind === ITEM_MARK) entries.setTI(ref.type, ref.id, (entries.getTI(ref.type, ref.id) ?? 0) + 1);
-      if (!committed.has(ref.frame)) continue;
+      if (!lastCommitted) continue;
       if (kind === ITEM_MARK) {
         const m = marks.getTI(ref.type, ref.id);
         if (!m || (m[0] as ItemRef).version < ref.version) marks.setTI(ref.type, ref.id, [ref]);
@@ -451,15 +464,37 @@ export class FlashStore implements RecordStore {
       const index = kind === ITEM_PUT ? ref.fragIndex : 0;
       if (!slot[index]) slot[index] = ref;
     }
-    for (const rec of this.recs.values()) {
-      if (rec.kind === ITEM_PUT) {
-        rec.length = recordLength(rec);
-        const m = marks.getTI(rec.type, rec.id);
-        if (m && (m[0] as ItemRef).version > rec.version) rec.mark = m;
+    // Live accounting in bulk: refs of one frame mostly come together, so count runs locally.
+    let runFrame = -1;
+    let runCount = 0;
+    const liveCosts = this.table.liveCost;
+    let total = 0;
+    const live = (r: ItemRef) => {
+      if (r.frame !== runFrame) {
+        if (runCount) this.frameLive.set(runFrame, (this.frameLive.get(runFrame) ?? 0) + runCount);
+        runFrame = r.frame;
+        runCount = 0;
       }
-      for (const copy of rec.copies) for (const r of copy) if (r) this.addLive(r);
-      if (rec.mark) for (const r of rec.mark) this.addLive(r);
+      runCount++;
+      const cost = this.refCost(r);
+      (liveCosts[r.block] as number) += cost;
+      total += cost;
+    };
+    for (let type = 0; type <= RECORD_TYPE_MAX; type++) {
+      const inner = this.recs.ofType(type);
+      if (!inner) continue;
+      for (const rec of inner.values()) {
+        if (rec.kind === ITEM_PUT) {
+          rec.length = recordLength(rec);
+          const m = marks.getTI(rec.type, rec.id);
+          if (m && (m[0] as ItemRef).version > rec.version) rec.mark = m;
+        }
+        for (const copy of rec.copies) for (const r of copy) if (r) live(r);
+        if (rec.mark) for (const r of rec.mark) live(r);
+      }
     }
+    if (runCount) this.frameLive.set(runFrame, (this.frameLive.get(runFrame) ?? 0) + runCount);
+    this.liveCost += total;
     // Commits: every frame with live items needs its commit; a relocated commit keeps its carrier alive.
     const byFrame = new Map<number, ItemRef>();
     for (const ref of all) {
@@ -488,8 +523,7 @@ export class FlashStore implements RecordStore {
   private repairCritical(): void {
     for (const [key, rec] of this.recs) {
       if (rec.kind !== ITEM_PUT || rec.type >= CRITICAL_TYPE_LIMIT) continue;
-      const ok = [0, 1].map((c) => this.readCopy(rec, c) !== null);
-      if (!ok[0] || !ok[1]) this.repairQueue.add(key);
+      if (!this.copyReadable(rec, 0) || !this.copyReadable(rec, 1)) this.repairQueue.add(key);
     }
     if (this.repairQueue.size) this.runRepairs();
   }
@@ -499,12 +533,27 @@ export class FlashStore implements RecordStore {
       this.repairQueue.delete(key);
       const rec = this.recs.get(key);
       if (!rec || rec.kind !== ITEM_PUT) continue;
-      const value = this.get(rec.type, rec.id);
+      let value: Uint8Array | undefined;
+      try {
+        value = this.get(rec.type, rec.id);
+      } catch (error) {
+        if (error instanceof StoreError && error.code === "CORRUPT") continue; // nothing good left to copy
+        throw error;
+      }
       if (!value) continue;
       const wasMarked = rec.mark !== null;
       const ops: TxOp[] = [{ kind: "put", type: rec.type, id: rec.id, value }];
       if (wasMarked) ops.push({ kind: "reclaimable", type: rec.type, id: rec.id });
-      this.commitInner(ops);
+      try {
+        this.commitInner(ops);
+      } catch (error) {
+        // No room to repair now: the record is still readable from its good copy; retry later.
+        if (error instanceof StoreError && error.code === "STORAGE_FULL") {
+          this.repairQueue.add(key);
+          return;
+        }
+        throw error;
+      }
       this.counters.repairs++;
     }
   }
@@ -1267,7 +1316,12 @@ export class FlashStore implements RecordStore {
     const cacheKey = b * this.g.pagesPerBlock + p;
     const cached = this.pageCache.get(cacheKey);
     if (cached) return cached;
-    const page = this.chip.readPage(b, p);
+    return this.validatePage(b, p, this.chip.readPage(b, p));
+  }
+
+  /** Verifies a page just read (CRC, then ECC when the CRC fails) and caches it when valid. */
+  private validatePage(b: number, p: number, page: Uint8Array): Uint8Array | null {
+    const cacheKey = b * this.g.pagesPerBlock + p;
     if (!pageLooksValid(page, this.g.pageBytes)) {
       if (isErased(page, this.pageTotal)) return null;
       const outcome = correctPage(page, this.g);
@@ -1294,17 +1348,18 @@ export class FlashStore implements RecordStore {
     }
   }
 
-  private readHeaderQuietly(b: number): BlockHeader | null {
-    try {
-      return this.readHeader(b);
-    } catch (error) {
-      if (error instanceof StoreError) return null;
-      throw error;
-    }
+  private readHeader(b: number): BlockHeader | null {
+    return this.parseHeader(b, this.readValidPage(b, 0));
   }
 
-  private readHeader(b: number): BlockHeader | null {
-    const page = this.readValidPage(b, 0);
+  /** Reads page 0 once: the bad-block marker (spare byte 0) and the block header. */
+  private readBlockStart(b: number): { bad: boolean; header: BlockHeader | null } {
+    const raw = this.chip.readPage(b, 0);
+    if (isBadMarker(raw[this.g.pageBytes + BAD_BLOCK_MARKER_OFFSET] as number)) return { bad: true, header: null };
+    return { bad: false, header: this.parseHeader(b, this.validatePage(b, 0, raw)) };
+  }
+
+  private parseHeader(b: number, page: Uint8Array | null): BlockHeader | null {
     if (!page || page[PH_KIND] !== PAGE_KIND_BLOCK_HEADER || readU32(page, BH_MAGIC) !== STORE_MAGIC) return null;
     if (readU16(page, BH_VERSION) !== FORMAT_VERSION) throw new StoreError("BAD_IMAGE", `block ${b}: store format version ${readU16(page, BH_VERSION)} is not supported (this build reads ${FORMAT_VERSION})`);
     const lane = readU16(page, BH_LANE);
@@ -1368,6 +1423,15 @@ export class FlashStore implements RecordStore {
     if (page[ref.offset + IT_KIND] !== ref.kind || readU48(page, ref.offset + IT_VERSION) !== ref.version) return null;
     if (readU32(page, ref.offset + IT_CRC) !== itemCrc(page, ref.offset, ref.length)) return null;
     return page.slice(ref.offset, end);
+  }
+
+  /** Every fragment of copy `c` reads back with a valid CRC (no decryption). */
+  private copyReadable(rec: Rec, c: number): boolean {
+    const frags = rec.copies[c] as ItemRef[];
+    const first = frags[0];
+    if (!first || frags.length !== first.fragCount) return false;
+    for (const ref of frags) if (!ref || !this.readItemBytes(ref)) return false;
+    return true;
   }
 
   private readCopy(rec: Rec, c: number): Uint8Array | null {

@@ -16,7 +16,7 @@ export const U16_MAX = 0xffff;
 export const U32_MAX = 0xffff_ffff;
 
 export class ByteWriter {
-  private buf = new Uint8Array(256);
+  private buf = new Uint8Array(1024);
   private len = 0;
 
   private ensure(n: number): void {

@@ -21,19 +21,36 @@ const MAX_GET_RESPONSE_ROUNDS = 1024;
  * repeats a 6Cxx command with the exact Le. Returns data and the final status word.
  */
 export async function transceive(send: Send, apdu: Uint8Array): Promise<{ data: Uint8Array; sw: number }> {
-  let r = splitResponse(await send(apdu));
+  // Errors thrown by `send` (ChannelError, CardMuteError) propagate unchanged: the caller
+  // decides (see errorForTransport). A malformed answer is +2.
+  const exchange = async (a: Uint8Array) => {
+    const out = await send(a);
+    if (!(out instanceof Uint8Array) || out.length < 2) throw new TaxError(E.COMM, "response shorter than a status word");
+    return splitResponse(out);
+  };
+  let r = await exchange(apdu);
   if ((r.sw & 0xff00) === SW.WRONG_LE) {
     const again = apdu.slice();
     again[again.length - 1] = r.sw & 0xff;
-    r = splitResponse(await send(again));
+    r = await exchange(again);
   }
   const parts = [r.data];
   for (let i = 0; (r.sw & 0xff00) === SW.MORE_DATA; i++) {
     if (i >= MAX_GET_RESPONSE_ROUNDS) throw new TaxError(E.COMM, "card keeps answering 61xx");
-    r = splitResponse(await send(encodeCommand({ cla: CLA_ISO, ins: INS.GET_RESPONSE, le: r.sw & 0xff || 256 })));
+    r = await exchange(encodeCommand({ cla: CLA_ISO, ins: INS.GET_RESPONSE, le: r.sw & 0xff || 256 }));
     parts.push(r.data);
   }
   return { data: concatBytes(...parts), sw: r.sw };
+}
+
+/**
+ * The TYUKEY code of a transport failure: no card / mute card / no reader is +1
+ * (TYUKEY_DEVICE_NOT_FOUND), anything else +2 (TYUKEY_DEVICE_COMM_ERROR).
+ */
+export function errorForTransport(error: unknown): number {
+  if (error instanceof TaxError) return error.code;
+  const e = error as { code?: unknown; name?: unknown };
+  return e.code === "NO_CARD" || e.code === "UNAVAILABLE" || e.name === "CardMuteError" ? E.NOT_FOUND : E.COMM;
 }
 
 /** As transceive, but throws TaxError unless the status word is 9000. */
@@ -88,7 +105,22 @@ export const issuer = {
   setLimits: (send: Send, s: SmSession, l: OfflineLimits) => smCall(send, s, INS.SET_LIMITS, encodeLayout(LIMITS_LAYOUT, l as unknown as LayoutValues)),
   confirmUpload: (send: Send, s: SmSession, lastEventSeq: number) => smCall(send, s, INS.CONFIRM_UPLOAD, new ByteWriter().u32(lastEventSeq).finish()),
   writeCert: (send: Send, s: SmSession, slot: number, der: Uint8Array) => smCall(send, s, INS.WRITE_CERT, der, slot),
+  /**
+   * Confirm every event up to `lastEventSeq`, repeating CONFIRM UPLOAD while the card
+   * reports events left (it settles MAX_CONFIRM_PER_TX per command). Returns the commands sent.
+   */
+  async confirmAll(send: Send, s: SmSession, lastEventSeq: number): Promise<number> {
+    for (let rounds = 1; rounds <= MAX_CONFIRM_ROUNDS; rounds++) {
+      const left = await issuer.confirmUpload(send, s, lastEventSeq);
+      if (left.length !== 4) throw new TaxError(E.COMM, "CONFIRM UPLOAD answers a u32");
+      if (new DataView(left.buffer, left.byteOffset, 4).getUint32(0) === 0) return rounds;
+    }
+    throw new TaxError(E.COMM, "card keeps reporting unconfirmed events");
+  },
 };
+
+/** Upper bound of CONFIRM UPLOAD rounds in confirmAll (16 events each). */
+const MAX_CONFIRM_ROUNDS = 1 << 16;
 
 export interface PersonalizeProfile {
   /** Key the card holds now (FACTORY_ISSUER_KEY for a new card). */

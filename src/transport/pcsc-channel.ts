@@ -120,9 +120,9 @@ export class PcscChannel implements ApduChannel {
     return this.atr;
   }
 
-  transmit(command: Uint8Array): Promise<Uint8Array> {
+  async transmit(command: Uint8Array): Promise<Uint8Array> {
     this.checkOpen();
-    if (!this.reader.connected) return Promise.reject(new ChannelError("NO_CARD", `${this.target}: card is not powered: call powerOn first`));
+    if (!this.reader.connected) throw new ChannelError("NO_CARD", `${this.target}: card is not powered: call powerOn first`);
     return new Promise((resolve, reject) => {
       this.reader.transmit(Buffer.from(command), PCSC_MAX_RESPONSE_BYTES, this.protocol, (error, data) => {
         if (error) return reject(mapError(this.target, "transmit", error));

@@ -66,6 +66,10 @@ describe("bureau endpoints over HTTPS on 127.0.0.1", () => {
     expect(sync.status).toBe(200);
     expect(sync.json.payload.stock).toEqual([{ typeCode: "02601", invoiceCode: INVOICE_CODE, startNumber: 1, count: 100_000, purchasedOn: "20260101" }]);
     expect(sync.json.issuerMessages).toEqual([]);
+    // No master key and no registered card key: the bureau cannot speak to the card, even given a challenge.
+    const blind = await call(bureau, `/api/v1/sync?taxpayerId=${TAXPAYER}&deviceSerial=${DEVICE}&challenge=${"ab".repeat(16)}`);
+    expect(blind.status).toBe(200);
+    expect(blind.json.issuerMessages).toEqual([]);
     expect(sync.json.payload.limits.offlineHours).toBe(72);
     expect(sync.json.payload.restrictions).toEqual({ issuingLocked: false, allowedKinds: ["normal", "red"] });
     expect(JSON.parse(sync.json.payloadText)).toEqual(sync.json.payload);

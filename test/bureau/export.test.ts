@@ -140,7 +140,7 @@ describe("sync with a challenge", () => {
     expect(table[1]).toMatchObject({ status: 0 });
     expect(limits!.ins).toBe(INS.SET_LIMITS);
     expect(decodeLayout(LIMITS_LAYOUT, limits!.plain)).toMatchObject({
-      offlineAllowed: 1, validDays: 3, validUntil: Math.floor(clock.now() / 1000) + 3 * 86_400, maxOfflineCount: 1000, maxOfflineAmountFen: 100_000_000, singleLimitFen: 10_000_000,
+      offlineAllowed: 1, validDays: 3, validUntil: Math.floor(clock.now() / 1000) + 72 * 3600, maxOfflineCount: 1000, maxOfflineAmountFen: 100_000_000, singleLimitFen: 10_000_000,
     });
     const plain = await call(bureau, `/api/v1/sync?taxpayerId=${TAXPAYER}&deviceSerial=${DEVICE}`);
     expect(plain.json.issuerMessages).toEqual([]);

@@ -46,3 +46,27 @@ describe("user data at rest", () => {
     expect(raw(r, cmd(INS.GET_DEVICE_INFO, undefined, 64)).sw).toBe(SW.MEMORY_FAILURE);
   });
 });
+
+describe("the NAND image of a used Ukey", () => {
+  it("holds no plaintext taxpayer, buyer or item data (FlashStore encrypts with the key from the MCU secure area)", async () => {
+    const { readyFlashCard } = await import("./helpers.ts");
+    const { saveImage } = await import("../../src/flash-store/index.ts");
+    const { mkdtempSync, readFileSync, rmSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const { tmpdir } = await import("node:os");
+    const r = await readyFlashCard(73);
+    for (let i = 0; i < 5; i++) await issue(r, draft({ buyerName: "王五贸易有限公司", buyerTaxId: "91440300XYZ0000001", remark: "仅供测试" }));
+    const dir = mkdtempSync(join(tmpdir(), "ukeysim-scan-"));
+    try {
+      const path = join(dir, "used.img");
+      saveImage(r.chip, path);
+      const image = readFileSync(path);
+      expect(image.length).toBeGreaterThan(100_000);
+      for (const s of ["91370100MA3C123456", PROFILE.taxpayer.taxpayerName, "acct01", "王五贸易有限公司", "91440300XYZ0000001", "仅供测试", "办公用品", "137001900111", PROFILE.userPin]) {
+        expect(image.includes(Buffer.from(s, "utf8")), `image holds "${s}"`).toBe(false);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -177,6 +177,19 @@ describe("SM2 X.509 certificates", () => {
     }), { numRuns: 150 });
   });
 
+  it("rejects any single-byte corruption of a CRL: parse error or failed CRL verification", () => {
+    const crl = makeCrl(pki, [{ serial: "0abc", revokedAt: T0 }]);
+    fc.assert(fc.property(fc.nat({ max: crl.der.length - 1 }), fc.integer({ min: 1, max: 255 }), (index, mask) => {
+      const bad = crl.der.slice();
+      bad[index] = (bad[index] as number) ^ mask;
+      try {
+        return !verifyCrl(parseCrl(bad), intermediate, T0 + 1000).ok;
+      } catch (error) {
+        return error instanceof X509Error;
+      }
+    }), { numRuns: 150 });
+  });
+
   it("round-trips PEM for certificates and CRLs", () => {
     const pem = certificateToPem(device.der) + certificateToPem(pki.intermediate.der);
     const blocks = fromPem(pem);

@@ -19,8 +19,8 @@ function scenario(name: string, seed: number, txs: number, opts: Parameters<type
 }
 
 const SCENARIOS: { s: CutScenario; seed: number }[] = [
-  { s: scenario("mixed", 11, LONG ? 400 : 120), seed: 11 },
-  { s: scenario("big-records", 12, LONG ? 200 : 50, { bigChance: 0.4 }), seed: 12 },
+  { s: scenario("mixed", 11, LONG ? 400 : 80), seed: 11 },
+  { s: scenario("big-records", 12, LONG ? 200 : 40, { bigChance: 0.4 }), seed: 12 },
   { s: scenario("hot-keys", 13, LONG ? 400 : 120, { keys: 3 }), seed: 13 },
   {
     s: {
@@ -44,6 +44,14 @@ describe("exhaustive single power cut", () => {
       expect(result.failures).toEqual([]);
     });
   }
+
+  it("shards add up to the whole campaign", () => {
+    const s = scenario("shards", 21, 25);
+    const whole = runCutCampaign(s, { geometry: TINY, key: KEY, seed: 21 });
+    const parts = [0, 1, 2].map((index) => runCutCampaign(s, { geometry: TINY, key: KEY, seed: 21, shard: { index, count: 3 } }));
+    expect(parts.reduce((n, p) => n + p.cutPoints, 0)).toBe(whole.cutPoints);
+    expect(() => runCutCampaign(s, { geometry: TINY, key: KEY, seed: 21, shard: { index: 3, count: 3 } })).toThrow(RangeError);
+  });
 
   it("replays a single cut by its id", () => {
     const { s, seed } = SCENARIOS[0]!;

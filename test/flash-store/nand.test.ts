@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { NandChip, PowerLossError, tearOperationOnFork, pageTotalBytes, DEFAULT_GEOMETRY, StoreError, type NandOp } from "../../src/flash-store/index.ts";
-import { Rng } from "../../src/sim/index.ts";
+import { MemoryTrace, Rng } from "../../src/sim/index.ts";
 import { TINY } from "./helpers.ts";
 
 const PT = pageTotalBytes(TINY);
@@ -132,6 +132,23 @@ describe("power cuts", () => {
     expect(seen).toEqual([[0, "program"], [1, "read"], [2, "erase"]]);
     expect(forks).toBe(1);
     expect(chip.readPage(0, 0)[0]).toBe(0xff);
+  });
+});
+
+describe("trace", () => {
+  it("emits flash events for mutating operations and a fault event for the cut", () => {
+    const chip = NandChip.memory({ geometry: TINY });
+    const trace = new MemoryTrace();
+    chip.setTrace(trace);
+    chip.program(0, 0, filled(0));
+    chip.readPage(0, 0);
+    chip.armPowerCut(chip.opCount, new Rng(1));
+    expect(() => chip.erase(0)).toThrow(PowerLossError);
+    expect(trace.events).toEqual([
+      { kind: "flash", seq: 0, op: "program", block: 0, page: 0 },
+      { kind: "flash", seq: 2, op: "erase", block: 0 },
+      { kind: "fault", seq: 2, fault: "power-cut", detail: { op: "erase", block: 0 } },
+    ]);
   });
 });
 

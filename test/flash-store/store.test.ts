@@ -184,6 +184,25 @@ describe("integrity: encryption, ECC, CRC, dual copies", () => {
     expect(FlashStore.mount(chip, { key: KEY }).flashStats().repairs).toBe(0);
   });
 
+  it("reports CORRUPT when both copies of a critical record are destroyed, and mount still works", () => {
+    const chip = NandChip.memory({ geometry: TINY });
+    const store = FlashStore.format(chip, { key: KEY });
+    store.commit([{ kind: "put", type: CRITICAL_TYPE, id: 4, value: new Rng(4).bytes(1500) }]);
+    const firsts = store.locations(CRITICAL_TYPE, 4).filter((l) => l.fragment === 0);
+    expect(firsts.length).toBe(2);
+    for (const l of firsts) {
+      for (let i = 0; i < 3; i++) {
+        const bit = 8 * (30 + i) + i;
+        const now = (chip.readPage(l.block, l.page)[bit >>> 3]! >> (bit & 7)) & 1;
+        chip.stickBit(l.block, l.page, bit, now ? 0 : 1);
+      }
+    }
+    const mounted = FlashStore.mount(chip, { key: KEY });
+    expectCode(() => mounted.get(CRITICAL_TYPE, 4), "CORRUPT");
+    mounted.commit([{ kind: "put", type: INVOICE_TYPE, id: 1, value: text("life goes on") }]);
+    expect(FlashStore.mount(chip, { key: KEY }).get(INVOICE_TYPE, 1)).toEqual(text("life goes on"));
+  });
+
   /** Ten one-page records: the first block fills and is sealed (its summary written). */
   function sealedStore() {
     const chip = NandChip.memory({ geometry: TINY });
@@ -234,6 +253,18 @@ describe("bad blocks and wear", () => {
     }
     expect(store.flashStats().badBlocks).toEqual([0, 5, 31]);
     expect(diffStores(FlashStore.mount(chip, { key: KEY }), model, allKeys())).toBeNull();
+  });
+
+  it("a single flipped bit in a bad-block marker does not retire a good block", () => {
+    const chip = NandChip.memory({ geometry: TINY });
+    const store = FlashStore.format(chip, { key: KEY });
+    store.commit([{ kind: "put", type: INVOICE_TYPE, id: 1, value: text("still here") }]);
+    const [loc] = store.locations(INVOICE_TYPE, 1);
+    chip.stickBit(loc!.block, 0, TINY.pageBytes * 8 + 3, 0);
+    expect(chip.readBadMarker(loc!.block)).toBe(true); // the raw chip view sees a non-0xFF marker
+    const mounted = FlashStore.mount(chip, { key: KEY });
+    expect(mounted.flashStats().badBlocks).toEqual([]);
+    expect(new TextDecoder().decode(mounted.get(INVOICE_TYPE, 1))).toBe("still here");
   });
 
   it("retires worn-out blocks without losing data", () => {

@@ -1,0 +1,61 @@
+import { Command } from "commander";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it, vi } from "vitest";
+import { parseHostPort, registerServe, startServing } from "../../src/cli/serve.ts";
+import { listUsbipDevices, openChannel } from "../../src/transport/index.ts";
+import { runScenario } from "../transport/support/scenario.ts";
+import { TestCard } from "../transport/support/test-card.ts";
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+describe("ukeysim serve", () => {
+  it("parses [HOST:]PORT", () => {
+    expect(parseHostPort("3241")).toEqual({ host: "127.0.0.1", port: 3241 });
+    expect(parseHostPort("0.0.0.0:3240")).toEqual({ host: "0.0.0.0", port: 3240 });
+    expect(parseHostPort("[::1]:3240")).toEqual({ host: "::1", port: 3240 });
+    expect(parseHostPort("lab:1", 9)).toEqual({ host: "lab", port: 1 });
+    for (const bad of ["", "x:", ":", "0", "70000", "a b:1", "host:port"]) expect(() => parseHostPort(bad)).toThrow(RangeError);
+  });
+
+  it("serves a card over USB/IP with a trace, and shuts down cleanly on SIGINT", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ukeysim-serve-"));
+    const trace = join(dir, "trace.jsonl");
+    const port = await freePort();
+    const program = new Command().exitOverride();
+    registerServe(program, () => new TestCard());
+    const log = vi.spyOn(console, "log").mockImplementation(() => undefined);
+    const running = program.parseAsync(["serve", "--image", "key.img", "--usbip", `127.0.0.1:${port}`, "--trace", trace], { from: "user" });
+    try {
+      await vi.waitFor(async () => expect(await listUsbipDevices("127.0.0.1", port)).toHaveLength(1), { timeout: 5000, interval: 50 });
+      const channel = await openChannel(`usbip://127.0.0.1:${port}/1-1`);
+      await runScenario(channel);
+      await channel.close();
+      process.emit("SIGINT");
+      await running;
+      expect(log.mock.calls.flat().join("\n")).toMatch(/usbip:\/\/127\.0\.0\.1:\d+\/1-1/);
+      await expect(listUsbipDevices("127.0.0.1", port, 500)).rejects.toMatchObject({ code: "UNAVAILABLE" });
+      const events = readFileSync(trace, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { kind: string });
+      expect(events.filter((e) => e.kind === "apdu").length).toBeGreaterThanOrEqual(8);
+      expect(events.some((e) => e.kind === "power")).toBe(true);
+    } finally {
+      log.mockRestore();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("closes what it opened when a later transport fails", async () => {
+    const port = await freePort();
+    await expect(startServing(new TestCard(), { image: "x", usbip: { host: "127.0.0.1", port }, serial: "/dev/ukeysim-none" })).rejects.toMatchObject({ code: "UNAVAILABLE" });
+    await expect(listUsbipDevices("127.0.0.1", port, 500)).rejects.toMatchObject({ code: "UNAVAILABLE" });
+  });
+});
