@@ -14,7 +14,7 @@ export function registerDiagnose(program: Command): void {
   program
     .command("diagnose")
     .description("check why invoicing cannot reach the server: Ukey, PIN, key usage, certificates and CRL, clocks, DNS, TCP, TLS (interception), HTTP, pending uploads")
-    .requiredOption("--target <uri>", "the Ukey: sim:IMAGE")
+    .requiredOption("--target <uri>", "the Ukey: sim:IMAGE, usbip://HOST:PORT/BUSID, pcsc:READER, serial:PATH, usb:VID:PID")
     .requiredOption("--server <url>", "the bureau, https://host:port")
     .option("--ca <file>", "PEM of the CA the bureau's TLS certificate chains to (default: the system roots)")
     .option("--pin <text>", "Ukey PIN, to count the Ukey's pending uploads (or UKEYSIM_PIN)")
@@ -26,7 +26,7 @@ export function registerDiagnose(program: Command): void {
       let db: HostDb | undefined;
       try {
         try {
-          target = openTarget(o.target);
+          target = await openTarget(o.target);
         } catch {
           target = undefined; // reported by the ukey.present check
         }

@@ -16,6 +16,7 @@ import {
 } from "../host/index.ts";
 import { parseProfile, formatInvoiceNumber, formatYuan, deriveCardKey, type IssuanceProfile } from "../tax/index.ts";
 import { pemToDer } from "../crypto/index.ts";
+import { ChannelError } from "../transport/index.ts";
 import { Rng, parseSeed } from "../sim/index.ts";
 import { openTarget, WALL_CLOCK, type OpenedTarget } from "./target.ts";
 
@@ -36,7 +37,7 @@ const DEFAULT_DB = "ukeysim-host.db";
 
 function common(c: Command): Command {
   return c
-    .requiredOption("--target <uri>", "the Ukey: sim:IMAGE")
+    .requiredOption("--target <uri>", "the Ukey: sim:IMAGE, usbip://HOST:PORT/BUSID, pcsc:READER, serial:PATH, usb:VID:PID")
     .option("--server <url>", "the bureau, https://host:port")
     .option("--ca <file>", "PEM of the CA the bureau's TLS certificate chains to (default: the system roots)")
     .option("--db <file>", "the local database", DEFAULT_DB)
@@ -69,7 +70,7 @@ async function open(o: Common, printDir?: string): Promise<Session> {
   const seed = o.seed !== undefined ? parseSeed(o.seed) : Date.now();
   const rng = new Rng(seed);
   const profile = o.profile ? parseProfile(readFileSync(o.profile, "utf8")) : undefined;
-  const target = openTarget(o.target, rng.fork("card").nextU32());
+  const target = await openTarget(o.target, rng.fork("card").nextU32());
   const db = new HostDb(o.db);
   const bureau = o.server ? new BureauHttp({ serverUrl: o.server, caPem: caPemOf(o.ca), timeoutMs: Number(o.timeout ?? 10_000) }) : undefined;
   const issuer = new OfflineIssuer({
@@ -129,7 +130,8 @@ function action<T extends Common>(body: (s: Session, o: T, args: string[]) => Pr
 
 export function report(o: { json?: boolean }, error: unknown): void {
   const e = error as { code?: unknown; message?: string; sw?: number | null };
-  const code = error instanceof UkeyError ? error.errorName : error instanceof HostError || error instanceof BureauHttpError ? String(e.code) : "ERROR";
+  const code = error instanceof UkeyError ? error.errorName
+    : error instanceof HostError || error instanceof BureauHttpError || error instanceof ChannelError ? String(e.code) : "ERROR";
   if (o.json) console.log(JSON.stringify({ ok: false, code, message: e.message ?? String(error), ...(error instanceof UkeyError ? { sw: error.sw, tyukey: error.code } : {}) }));
   else console.error(`error: ${e.message ?? String(error)}`);
   process.exitCode = 1;
