@@ -239,3 +239,29 @@ describe("upload", () => {
     expect(rig.db.countPendingUpload()).toBe(1);
   });
 });
+
+describe("over USB/IP", () => {
+  it("issues and uploads with the Ukey served over USB/IP + CCID (src/transport)", async () => {
+    const { serveUsbip, openChannel } = await import("../../src/transport/index.ts");
+    const { UkeyClient, HostDb, OfflineIssuer, BureauHttp, setPassword } = await import("../../src/host/index.ts");
+    const { Rng } = await import("../../src/sim/index.ts");
+    rig = await newRig({ login: false });
+    const server = await serveUsbip(rig.card, { host: "127.0.0.1", port: 0 });
+    const channel = await openChannel(server.target);
+    const db = new HostDb(":memory:");
+    try {
+      setPassword(db, new Rng(1), PASSWORD);
+      const issuer = new OfflineIssuer({ client: new UkeyClient(channel), db, clock: rig.clock, rng: new Rng(2), bureau: new BureauHttp({ serverUrl: rig.bureau.url, caPem: rig.bureau.caCertPem }) });
+      await issuer.login({ password: PASSWORD, pin: PROFILE.userPin });
+      await issuer.sync();
+      const row = await issuer.issue(input());
+      expect(row.invoiceNumber).toBe(1001);
+      expect((await issuer.upload()).uploaded).toBe(1);
+      expect(rig.bureau.store.invoiceCount()).toBe(1);
+    } finally {
+      db.close();
+      await channel.close();
+      await server.close();
+    }
+  });
+});
