@@ -34,6 +34,15 @@ export const DEFAULT_RETRY = { attempts: 6, baseDelayMs: 200, maxDelayMs: 5_000 
 const MS_PER_SECOND = 1000;
 const MAX_ADOPT_ROUNDS = 100_000;
 
+/** StoredInvoice.uploaded bit: the bureau's confirmation of the issue event reached the Ukey. */
+const UPLOADED_ISSUE = 1;
+/** receipt_id of rows whose upload was learnt from the Ukey during reconciliation. */
+const RECONCILED_RECEIPT = "reconciled-from-ukey";
+
+function assert(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new UkeyError(E.COMM, `invariant broken: ${message}`);
+}
+
 export type Sleeper = (ms: number) => Promise<void>;
 export const realSleep: Sleeper = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -71,6 +80,8 @@ export interface ReconcileReport {
   aborted: number;
   adopted: number;
   voidsSettled: number;
+  /** DB rows marked uploaded because the Ukey had the bureau's confirmation (crash between confirm and DB). */
+  uploadsSettled: number;
 }
 
 export interface UploadReport {
@@ -212,7 +223,11 @@ export class OfflineIssuer {
     if (previous) {
       if (previous.state === "open") await this.reconcile();
       const settled = this.db.intentByRequest(requestId) as IntentRow;
-      if (settled.state === "done") return this.db.invoice(settled.invoiceCode, settled.invoiceNumber) as InvoiceRow;
+      if (settled.state === "done") {
+        const done = this.db.invoice(settled.invoiceCode, settled.invoiceNumber) as InvoiceRow;
+        if (done.printedAt === null && this.options.printer) await this.print(done);
+        return this.db.invoice(settled.invoiceCode, settled.invoiceNumber) as InvoiceRow;
+      }
       this.db.renameAbortedRequest(settled.id);
     }
     const draft: Invoice = { ...draftIn, mode: options.online ? IssueMode.ONLINE : IssueMode.OFFLINE };
@@ -229,6 +244,7 @@ export class OfflineIssuer {
       throw error;
     }
     const row = this.adoptIssued(issued, requestId);
+    assert(bytesEqual(draftOf(decodeInvoice(issued.invoice)), bytes), "the Ukey returned an invoice that is not the draft it was sent");
     this.db.tx(() => {
       if (!this.db.invoice(row.invoiceCode, row.invoiceNumber)) this.db.putInvoice(row);
       this.db.settleIntent(intent.id, "done");
@@ -334,7 +350,7 @@ export class OfflineIssuer {
    * DB lacks. Needs the PIN verified (login).
    */
   async reconcile(): Promise<ReconcileReport> {
-    const report: ReconcileReport = { committed: 0, aborted: 0, adopted: 0, voidsSettled: 0 };
+    const report: ReconcileReport = { committed: 0, aborted: 0, adopted: 0, voidsSettled: 0, uploadsSettled: 0 };
     for (const intent of this.db.openIntents()) {
       const outcome = await this.settle(intent);
       if (outcome === "done") report.committed++;
@@ -343,6 +359,7 @@ export class OfflineIssuer {
     const adopted = await this.adoptPending();
     report.adopted = adopted.issued;
     report.voidsSettled = adopted.voids;
+    report.uploadsSettled = await this.settleUploadFlags();
     this.purchases = undefined;
     return report;
   }
@@ -385,6 +402,28 @@ export class OfflineIssuer {
       this.db.settleIntent(intent.id, "done");
     });
     return "done";
+  }
+
+  /**
+   * Rows the DB still holds as not uploaded although the Ukey has the bureau's confirmation
+   * (the host died between CONFIRM UPLOAD and its DB write), or reclaimed them by rollover
+   * (only confirmed invoices are reclaimable).
+   */
+  private async settleUploadFlags(): Promise<number> {
+    let settled = 0;
+    for (const row of this.db.invoices({ uploaded: false })) {
+      let confirmed: boolean;
+      try {
+        confirmed = ((await this.client.readInvoice(row.invoiceCode, row.invoiceNumber)).uploaded & UPLOADED_ISSUE) !== 0;
+      } catch (error) {
+        if (!isUkeyError(error, E.DATA_NOT_EXIST)) throw error;
+        confirmed = true;
+      }
+      if (!confirmed) continue;
+      this.db.markUploaded(row.invoiceCode, row.invoiceNumber, RECONCILED_RECEIPT);
+      settled++;
+    }
+    return settled;
   }
 
   /** Walk the card's pending events; put every issued invoice and void the DB lacks. */
@@ -561,7 +600,9 @@ export class OfflineIssuer {
       report.batches++;
       const receipt = this.checkReceipt(answer, pki, who);
       const through = receipt.confirmThrough ?? 0;
+      assert(Number.isSafeInteger(through) && through >= 0, "receipt confirmThrough is not a sequence number");
       const held = events.filter((e) => e.seq <= through);
+      assert(held.every((e, i) => e === events[i]), "the bureau confirmed events out of order");
       if (held.length > 0) {
         await this.relayConfirmation(parseMessages(answer.issuerMessages), through);
         this.db.tx(() => {

@@ -207,6 +207,11 @@ describe("upload", () => {
     expect(await rig.issuer.upload()).toMatchObject({ uploaded: 1 });
     expect(rig.bureau.store.invoiceCount()).toBe(21);
     expect((await rig.issuer.upload()).uploaded).toBe(0);
+    // the host died between CONFIRM UPLOAD and its DB write: the next login learns it from the Ukey
+    rig.db.db.prepare("UPDATE invoices SET uploaded = 0, receipt_id = NULL").run();
+    const rec = await rig.issuer.login({ password: PASSWORD, pin: PROFILE.userPin });
+    expect(rec.uploadsSettled).toBe(21);
+    expect(rig.db.countPendingUpload()).toBe(0);
   });
 
   it("uploads red-letter invoices and voids (the Ukey's signed export): the bureau marks the void", async () => {
