@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import { runDiagnosis, HostDb, type CheckResult } from "../host/index.ts";
 import { openTarget, WALL_CLOCK, type OpenedTarget } from "./target.ts";
-import { caPemOf, report } from "./issuer.ts";
+import { caPemOf, parseTimeout, report } from "./issuer.ts";
 
 const MARK: Record<CheckResult["status"], string> = { PASS: "PASS", FAIL: "FAIL", WARN: "WARN", SKIP: "SKIP" };
 
@@ -19,9 +19,9 @@ export function registerDiagnose(program: Command): void {
     .option("--ca <file>", "PEM of the CA the bureau's TLS certificate chains to (default: the system roots)")
     .option("--pin <text>", "Ukey PIN, to count the Ukey's pending uploads (or UKEYSIM_PIN)")
     .option("--db <file>", "local database, to count pending uploads")
-    .option("--timeout <ms>", "network timeout per check", "5000")
+    .option("--timeout <ms>", "network timeout per check", parseTimeout, 5000)
     .option("--json", "print JSON")
-    .action(async (o: { target: string; server: string; ca?: string; pin?: string; db?: string; timeout: string; json?: boolean }) => {
+    .action(async (o: { target: string; server: string; ca?: string; pin?: string; db?: string; timeout: number; json?: boolean }) => {
       let target: OpenedTarget | undefined;
       let db: HostDb | undefined;
       try {
@@ -33,7 +33,7 @@ export function registerDiagnose(program: Command): void {
         if (o.db && existsSync(o.db)) db = new HostDb(o.db);
         const pin = o.pin ?? process.env.UKEYSIM_PIN;
         const d = await runDiagnosis({
-          ...(target ? { channel: target.channel } : {}), serverUrl: o.server, caPem: caPemOf(o.ca), clock: WALL_CLOCK, timeoutMs: Number(o.timeout),
+          ...(target ? { channel: target.channel } : {}), serverUrl: o.server, caPem: caPemOf(o.ca), clock: WALL_CLOCK, timeoutMs: o.timeout,
           ...(pin ? { pin } : {}), ...(db ? { db } : {}),
         });
         if (o.json) console.log(JSON.stringify(d));

@@ -9,7 +9,7 @@
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { rootCertificates } from "node:tls";
 import { join } from "node:path";
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import {
   OfflineIssuer, HostDb, UkeyClient, BureauHttp, LocalIssuerAgent, HostError, UkeyError, BureauHttpError, parseInvoiceJson, setPassword, hasPassword,
   renderInvoiceHtml, type InvoiceRow,
@@ -30,10 +30,17 @@ interface Common {
   pin?: string;
   profile?: string;
   seed?: string;
-  timeout?: string;
+  timeout?: number;
 }
 
 const DEFAULT_DB = "ukeysim-host.db";
+const DEFAULT_TIMEOUT_MS = 10_000;
+const MAX_TIMEOUT_MS = 600_000;
+
+export function parseTimeout(text: string): number {
+  if (!/^\d{1,6}$/.test(text) || Number(text) < 1 || Number(text) > MAX_TIMEOUT_MS) throw new InvalidArgumentError(`timeout must be 1-${MAX_TIMEOUT_MS} ms, got "${text}"`);
+  return Number(text);
+}
 
 function common(c: Command): Command {
   return c
@@ -46,7 +53,7 @@ function common(c: Command): Command {
     .option("--pin <text>", "Ukey user PIN (or UKEYSIM_PIN)")
     .option("--profile <file>", "issuance profile with the bureau master key: builds the bureau's secure messages (stand-in)")
     .option("--seed <n>", "seed of this run's RNG (default: from the clock)")
-    .option("--timeout <ms>", "HTTP timeout in ms", "10000");
+    .option("--timeout <ms>", "HTTP timeout in ms", parseTimeout, DEFAULT_TIMEOUT_MS);
 }
 
 export function caPemOf(file: string | undefined): string {
@@ -72,7 +79,7 @@ async function open(o: Common, printDir?: string): Promise<Session> {
   const profile = o.profile ? parseProfile(readFileSync(o.profile, "utf8")) : undefined;
   const target = await openTarget(o.target, rng.fork("card").nextU32());
   const db = new HostDb(o.db);
-  const bureau = o.server ? new BureauHttp({ serverUrl: o.server, caPem: caPemOf(o.ca), timeoutMs: Number(o.timeout ?? 10_000) }) : undefined;
+  const bureau = o.server ? new BureauHttp({ serverUrl: o.server, caPem: caPemOf(o.ca), timeoutMs: o.timeout ?? DEFAULT_TIMEOUT_MS }) : undefined;
   const issuer = new OfflineIssuer({
     client: new UkeyClient(target.channel), db, clock: WALL_CLOCK, rng,
     ...(bureau ? { bureau } : {}),

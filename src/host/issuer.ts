@@ -96,6 +96,8 @@ export interface UploadReport {
 
 export interface SyncReport {
   serverTime: number;
+  /** Host clock minus the bureau's clock at the sync (uploads are refused beyond 5 minutes). */
+  clockSkewMs: number;
   stockRanges: number;
   messagesApplied: number;
   crlNumber: number | undefined;
@@ -533,7 +535,7 @@ export class OfflineIssuer {
     ));
     if (typeof answer.payloadText !== "string") throw new HostError("BAD_BUREAU_ANSWER", "GET /sync: payloadText missing");
     this.verifySigned(answer.payloadText, answer.signature, pki.signer, "sync payload");
-    const payload = JSON.parse(answer.payloadText) as SyncPayload;
+    const payload = parsePayload(answer.payloadText);
     if (payload.taxpayerId !== who.taxpayer.taxpayerId || payload.deviceSerial !== who.serial) throw new HostError("BAD_BUREAU_ANSWER", "sync payload names another taxpayer or device");
     let messages = parseMessages(answer.issuerMessages);
     if (messages.length === 0) {
@@ -544,7 +546,10 @@ export class OfflineIssuer {
     this.db.setMeta("sync", answer.payloadText);
     this.db.setMeta("lastSyncAt", String(this.clock.now()));
     this.purchases = undefined;
-    return { serverTime: payload.serverTime, stockRanges: payload.stock.length, messagesApplied: messages.length, crlNumber: crl.crlNumber };
+    return {
+      serverTime: payload.serverTime, clockSkewMs: this.clock.now() - payload.serverTime, stockRanges: payload.stock.length, messagesApplied: messages.length,
+      crlNumber: crl.crlNumber,
+    };
   }
 
   // ------------------------------------------------------------------ upload
@@ -690,6 +695,21 @@ interface UploadReceipt {
   deviceSerial: string;
   accepted: { invoiceCode: string; invoiceNumber: string }[];
   rejected: { index: number; invoiceCode?: string; invoiceNumber?: string; code: string; message: string }[];
+}
+
+/** The signed sync payload, shape-checked (a verified signature does not make it well formed). */
+function parsePayload(text: string): SyncPayload {
+  let p: SyncPayload;
+  try {
+    p = JSON.parse(text) as SyncPayload;
+  } catch {
+    throw new HostError("BAD_BUREAU_ANSWER", "sync payload is not JSON");
+  }
+  const ok = typeof p === "object" && p !== null && typeof p.taxpayerId === "string" && typeof p.deviceSerial === "string" && Number.isSafeInteger(p.serverTime)
+    && Array.isArray(p.stock) && p.stock.every((r) => typeof r?.invoiceCode === "string" && Number.isSafeInteger(r.startNumber) && Number.isSafeInteger(r.count))
+    && typeof p.limits === "object" && p.limits !== null && typeof p.restrictions === "object" && p.restrictions !== null;
+  if (!ok) throw new HostError("BAD_BUREAU_ANSWER", "sync payload is malformed");
+  return p;
 }
 
 function parseMessages(v: unknown): Uint8Array[] {
