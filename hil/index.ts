@@ -24,3 +24,4 @@ export { fingerprint, oldOrNew, personalize, draft } from "./ukey-ops.ts";
 export { writeReports, toJunitXml, toHtml, summarize, type RunReport, type CaseResult, type WearMap } from "./report.ts";
 export { parseShard, inShard, WHOLE, type Shard } from "./shard.ts";
 export { parseTrace, readTrace, compareTraces, TraceFormatError, type TraceComparison } from "./trace-file.ts";
+export { runDemo, DEMO_TOOL, DEFAULT_DEMO_INVOICES, MAX_DEMO_INVOICES, type DemoOptions, type DemoResult } from "./demo.ts";

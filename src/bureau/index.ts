@@ -15,3 +15,4 @@ export { createBureauPki, issueDevice, publishCrl, CRL_VALIDITY_MS, CRL_REPUBLIS
 export { BureauStore, type Limits, type Restrictions, type StockRange, type TaxpayerRecord, type StoredInvoice } from "./store.ts";
 export { DEFAULT_MAX_BODY_BYTES, API_PREFIX, API_ROUTES, HTTP_ERROR_CODES } from "./http.ts";
 export { WRONG_HOST, SERVER_HOSTS, type TlsMaterial, type TlsIdentity } from "./tls.ts";
+export { issueUkey, type IssueUkeyInput, type IssuedUkey } from "./issuance.ts";

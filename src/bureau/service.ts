@@ -11,10 +11,12 @@ import {
   type CertificateInfo, type CrlInfo,
 } from "../crypto/index.ts";
 import {
-  beijingDate, PurchaseStatus, decodeBatch, DecodeError, deriveCardKey, EventKind, PURCHASE_LAYOUT, signedInvoiceBytes, signedVoidBytes, CHALLENGE_BYTES,
+  beijingDate, PurchaseStatus, decodeBatch, DecodeError, deriveCardKey, EventKind, PURCHASE_LAYOUT, signedInvoiceBytes, signedVoidBytes,
   type ExportBatch, type IssuanceProfile,
 } from "../tax/index.ts";
+import { BureauError, bad } from "./errors.ts";
 import type { BureauFaults } from "./faults.ts";
+import { array, b64, base64, DEVICE_SERIAL, hex, integer, INVOICE_CODE, lengthPrefixed, object, onlyKeys, parseChallenge, TAXPAYER_ID, text } from "./validate.ts";
 import { confirmMessages, syncMessages, toOfflineLimits, toPurchaseRecords, type IssuerMessage } from "./issuer-messages.ts";
 import { InvoiceFormatError, type InvoiceFields, type InvoiceFormat, MAX_INVOICE_BYTES, INVOICE_KINDS } from "./invoice-format.ts";
 import { CRL_REPUBLISH_MS, issueDevice, publishCrl, type BureauPki } from "./pki.ts";
@@ -31,6 +33,8 @@ export const MAX_STOCK_RANGE_COUNT = 1_000_000;
 const MAX_SIGNATURE_BYTES = 80;
 const RECEIPT_ID_BYTES = 16;
 
+export { BureauError };
+
 /** Per-invoice rejection codes in a receipt's `rejected` list. */
 export const INVOICE_REJECTIONS = [
   "MALFORMED_INVOICE", "BAD_SIGNATURE", "WRONG_DEVICE", "BAD_TAX_CONTROL_CODE", "NOT_IN_STOCK", "KIND_NOT_ALLOWED", "OVER_LIMIT", "DUPLICATE_NUMBER",
@@ -43,16 +47,6 @@ export const REQUEST_REFUSALS = [
   "BAD_EXPORT", "BAD_BATCH_SIGNATURE", "EXPORT_DEVICE_MISMATCH",
 ] as const;
 
-export class BureauError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string, readonly detail?: Record<string, unknown>) {
-    super(message);
-    this.name = "BureauError";
-  }
-}
-
-function bad(code: string, message: string): BureauError {
-  return new BureauError(400, code, message);
-}
 
 export type { IssuerMessage };
 
@@ -121,69 +115,6 @@ export interface ServiceOptions {
    * issuer messages (a host then falls back to its own issuer agent).
    */
   masterKey?: Uint8Array | undefined;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Input helpers
-
-function object(value: unknown, what: string): Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw bad("BAD_REQUEST", `${what} must be a JSON object`);
-  return value as Record<string, unknown>;
-}
-
-function onlyKeys(o: Record<string, unknown>, allowed: readonly string[], what: string): void {
-  const extra = Object.keys(o).filter((k) => !allowed.includes(k));
-  if (extra.length) throw bad("BAD_REQUEST", `${what}: unknown field(s) ${extra.join(", ")}`);
-}
-
-function text(o: Record<string, unknown>, key: string, pattern: RegExp, what: string): string {
-  const value = o[key];
-  if (typeof value !== "string" || !pattern.test(value)) throw bad("BAD_REQUEST", `${what}.${key} is missing or malformed (expected ${pattern.source})`);
-  return value;
-}
-
-function integer(o: Record<string, unknown>, key: string, min: number, max: number, what: string): number {
-  const value = o[key];
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) throw bad("BAD_REQUEST", `${what}.${key} must be an integer in [${min}, ${max}]`);
-  return value;
-}
-
-function array(o: Record<string, unknown>, key: string, min: number, max: number, what: string): unknown[] {
-  const value = o[key];
-  if (!Array.isArray(value) || value.length < min || value.length > max) throw bad("BAD_REQUEST", `${what}.${key} must be an array of ${min}-${max} items`);
-  return value;
-}
-
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
-function base64(value: unknown, what: string, maxBytes: number): Uint8Array {
-  if (typeof value !== "string" || value.length === 0 || value.length > Math.ceil(maxBytes / 3) * 4 || !BASE64.test(value)) {
-    throw bad("BAD_REQUEST", `${what} must be base64 of at most ${maxBytes} bytes`);
-  }
-  const bytes = Buffer.from(value, "base64");
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-export const TAXPAYER_ID = /^[0-9A-Z]{15,20}$/;
-export const DEVICE_SERIAL = /^[0-9A-Za-z-]{1,32}$/;
-const INVOICE_CODE = /^(\d{10}|\d{12})$/;
-
-function b64(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
-}
-
-function hex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
-}
-
-function lengthPrefixed(parts: readonly Uint8Array[]): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (const p of parts) {
-    const length = new Uint8Array(4);
-    new DataView(length.buffer).setUint32(0, p.length);
-    out.push(length, p);
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -580,9 +511,3 @@ function yyyymmdd(ms: number): string {
   return beijingDate(Math.floor(ms / 1000));
 }
 
-function parseChallenge(value: unknown): Uint8Array {
-  if (typeof value !== "string" || !new RegExp(`^[0-9a-fA-F]{${CHALLENGE_BYTES * 2}}$`).test(value)) {
-    throw bad("BAD_REQUEST", `challenge must be ${CHALLENGE_BYTES * 2} hex digits (the card's GET CHALLENGE answer)`);
-  }
-  return fromHex(value);
-}

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { registerApdu } from "./apdu.ts";
 import { registerBureau } from "./bureau.ts";
+import { registerDemo } from "./demo.ts";
 import { registerDiagnose } from "./diagnose.ts";
 import { registerFlashDemo } from "./flash-demo.ts";
 import { registerHil } from "./hil.ts";
@@ -16,6 +17,7 @@ import { registerServe } from "./serve.ts";
 const COMMANDS: readonly ((program: Command) => void)[] = [
   registerApdu,
   registerBureau,
+  registerDemo,
   registerDiagnose,
   registerFlashDemo,
   registerHil,
