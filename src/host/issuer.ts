@@ -253,6 +253,7 @@ export class OfflineIssuer {
     });
     this.advancePrediction(row.invoiceCode, row.invoiceNumber);
     const stored = this.db.invoice(row.invoiceCode, row.invoiceNumber) as InvoiceRow;
+    if (!this.options.printer) return stored;
     await this.print(stored);
     return this.db.invoice(row.invoiceCode, row.invoiceNumber) as InvoiceRow;
   }
