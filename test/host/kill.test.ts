@@ -1,5 +1,5 @@
 /**
- * The host process SIGKILLed at random points of issuing (about ten times): a child process
+ * The host process SIGKILLed at random points of issuing (ten times) and of uploading (three): a child process
  * runs the issuer on a file-backed Ukey image and a SQLite file; each restart logs in
  * (reconciles) and re-runs the same requests. At the end the Ukey, the local DB and the
  * bureau agree: every request issued exactly once, nothing lost, nothing printed that the
@@ -19,8 +19,9 @@ import { UkeyClient, HostDb, setPassword } from "../../src/host/index.ts";
 import { decodeInvoice, formatInvoiceNumber } from "../../src/tax/index.ts";
 import { PASSWORD, PROFILE, SERIAL, WALL, personalizeWithCert, taxpayerRegistration } from "./support/rig.ts";
 
-const REQUESTS = 16;
+const REQUESTS = 20;
 const KILLS = 10;
+const UPLOAD_KILLS = 3;
 const CHILD = new URL("./support/kill-child.ts", import.meta.url).pathname;
 const GEOMETRY = { pageBytes: 2048, spareBytes: 64, pagesPerBlock: 64, blocks: 64 };
 
@@ -77,7 +78,7 @@ function runChild(args: string[], killAfterMs?: number, crash?: string): Promise
   });
 }
 
-it(`survives ${KILLS} SIGKILLs while issuing: Ukey, local DB and bureau agree`, async () => {
+it(`survives ${KILLS} SIGKILLs while issuing and ${UPLOAD_KILLS} while uploading: Ukey, local DB and bureau agree`, async () => {
   const rng = new Rng(2026);
   const image = join(dir, "key.img");
   const dbPath = join(dir, "host.db");
@@ -99,7 +100,14 @@ it(`survives ${KILLS} SIGKILLs while issuing: Ukey, local DB and bureau agree`, 
   expect(killed).toBeGreaterThanOrEqual(KILLS / 2);
   // the run after the card-commit crash found the committed invoice through its intent
   expect(JSON.parse((reconciled[1] as string).slice("ready ".length)).committed).toBe(1);
-  const last = await runChild([image, dbPath, printLog, "0", String(REQUESTS), "upload", bureau.url, join(dir, "ca.pem")]);
+  // then SIGKILLs during the upload (after the bureau stored a batch, before the Ukey confirmed it, ...)
+  const uploadArgs = [image, dbPath, printLog, "0", String(REQUESTS), "upload", bureau.url, join(dir, "ca.pem")];
+  for (let k = 0; k < UPLOAD_KILLS; k++) {
+    const run = await runChild(uploadArgs, rng.range(20, 400));
+    expect(run.lines.some((l) => l.startsWith("ready")), run.lines.join("\n")).toBe(true);
+  }
+  expect(bureau.store.invoiceCount()).toBeLessThanOrEqual(REQUESTS);
+  const last = await runChild(uploadArgs);
   expect(last.code, last.lines.join("\n")).toBe(0);
   expect(last.lines.at(-1)).toBe("exit");
 
