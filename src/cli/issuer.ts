@@ -163,27 +163,17 @@ export function registerIssuer(program: Command): void {
   const issuer = program.command("issuer").description("the offline issuer: sync, issue, void, red-letter, upload and print invoices with a Ukey (src/host)");
 
   common(issuer.command("login").description("check the host password and the Ukey PIN, reconcile the local DB with the Ukey"))
-    .option("--new-password <text>", "set the host system password (first run), or change it with --password")
+    .option("--new-password <text>", "set the host system password (first run), or change it (give the old one with --password)")
     .action(action<Common & { newPassword?: string }>(async (s, o) => {
-      const rec = await s.issuer.login({ password: o.password ?? process.env.UKEYSIM_PASSWORD ?? "", pin: secret(o.pin, "UKEYSIM_PIN", "PIN") });
+      let password = o.password ?? process.env.UKEYSIM_PASSWORD;
+      if (o.newPassword !== undefined) {
+        setPassword(s.db, new Rng(Date.now()), o.newPassword, hasPassword(s.db) ? password ?? "" : undefined);
+        password = o.newPassword;
+      }
+      const rec = await s.issuer.login({ password: password ?? "", pin: secret(o.pin, "UKEYSIM_PIN", "PIN") });
       const who = s.issuer.who;
       out(o, { ok: true, serial: who.serial, taxpayerId: who.taxpayer.taxpayerId, reconcile: rec }, `logged in: Ukey ${who.serial}, taxpayer ${who.taxpayer.taxpayerId}; reconciled ${JSON.stringify(rec)}`);
-    }, { login: false }))
-    .hook("preAction", (cmd) => {
-      const o = cmd.opts<Common & { newPassword?: string }>();
-      if (o.newPassword === undefined) return;
-      const db = new HostDb(o.db);
-      try {
-        setPassword(db, new Rng(Date.now()), o.newPassword, hasPassword(db) ? o.password ?? process.env.UKEYSIM_PASSWORD : undefined);
-        o.password = o.newPassword;
-        cmd.setOptionValue("password", o.newPassword);
-      } catch (error) {
-        report(o, error);
-        db.close();
-        process.exit(1);
-      }
-      db.close();
-    });
+    }, { login: false }));
 
   common(issuer.command("sync").description("sync stock, limits and restrictions from the bureau to the Ukey; fetch the CRL"))
     .action(action(async (s, o) => {
