@@ -221,8 +221,11 @@ export class OfflineIssuer {
 
   private async issueDraft(draftIn: Invoice, options: IssueOptions): Promise<InvoiceRow> {
     const requestId = options.requestId ?? this.newRequestId();
+    const draft: Invoice = { ...draftIn, mode: options.online ? IssueMode.ONLINE : IssueMode.OFFLINE };
+    const bytes = encodeInvoice(draft);
     const previous = this.db.intentByRequest(requestId);
     if (previous) {
+      if (previous.draft === null || !bytesEqual(previous.draft, bytes)) throw new HostError("BAD_ARGUMENT", `request id "${requestId}" was already used for another invoice`);
       if (previous.state === "open") await this.reconcile();
       const settled = this.db.intentByRequest(requestId) as IntentRow;
       if (settled.state === "done") {
@@ -232,9 +235,7 @@ export class OfflineIssuer {
       }
       this.db.renameAbortedRequest(settled.id);
     }
-    const draft: Invoice = { ...draftIn, mode: options.online ? IssueMode.ONLINE : IssueMode.OFFLINE };
     if (options.online) await this.requireAllUploaded();
-    const bytes = encodeInvoice(draft);
     const predicted = await this.predictKey(draft.typeCode);
     const kind = draft.kind === InvoiceKind.RED ? "red" : "issue";
     const intent = this.db.addIntent({ requestId, kind, draft: bytes, invoiceCode: predicted.code, invoiceNumber: predicted.number, createdAt: this.clock.now() });
@@ -249,7 +250,7 @@ export class OfflineIssuer {
     assert(bytesEqual(draftOf(decodeInvoice(issued.invoice)), bytes), "the Ukey returned an invoice that is not the draft it was sent");
     this.db.tx(() => {
       if (!this.db.invoice(row.invoiceCode, row.invoiceNumber)) this.db.putInvoice(row);
-      this.db.settleIntent(intent.id, "done");
+      this.db.completeIntent(intent.id, row.invoiceCode, row.invoiceNumber);
     });
     this.advancePrediction(row.invoiceCode, row.invoiceNumber);
     const stored = this.db.invoice(row.invoiceCode, row.invoiceNumber) as InvoiceRow;

@@ -102,6 +102,7 @@ describe("offline issuing", () => {
     expect(b.invoiceNumber).toBe(a.invoiceNumber);
     expect(rig.db.invoices()).toHaveLength(1);
     expect((await rig.issuer.status()).pendingOnUkey).toBe(1);
+    expect(await codeOf(rig.issuer.issue(input(20_000), { requestId: "req-1" }))).toBe("BAD_ARGUMENT");
   });
 
   it("single-invoice limit: at the limit passes, one fen over is refused and changes nothing", async () => {
