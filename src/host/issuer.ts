@@ -15,7 +15,7 @@
 import {
   E, InvoiceKind, IssueMode, PurchaseStatus, InvoiceState, EventKind, decodeInvoice, encodeInvoice, invoiceGrandTotal, signedInvoiceBytes,
   bytesEqual, formatInvoiceNumber,
-  type Invoice, type IssuedInvoice, type PurchaseRecord, type TaxpayerInfo, type DeviceInfo, type UploadEvent, type InvoiceTypeEntry,
+  type Invoice, type IssuedInvoice, type StoredInvoice, type PurchaseRecord, type TaxpayerInfo, type DeviceInfo, type UploadEvent, type InvoiceTypeEntry,
 } from "../tax/index.ts";
 import {
   parseCertificate, parseCrl, verifyChain, verifyCrl, sm2VerifyStrict, pemToDer, type CertificateInfo, type CrlInfo,
@@ -355,55 +355,63 @@ export class OfflineIssuer {
    */
   async reconcile(): Promise<ReconcileReport> {
     const report: ReconcileReport = { committed: 0, aborted: 0, adopted: 0, voidsSettled: 0, uploadsSettled: 0 };
+    const pending = await this.allPendingEvents();
     for (const intent of this.db.openIntents()) {
-      const outcome = await this.settle(intent);
+      const outcome = await this.settle(intent, pending);
       if (outcome === "done") report.committed++;
       else report.aborted++;
     }
-    const adopted = await this.adoptPending();
-    report.adopted = adopted.issued;
-    report.voidsSettled = adopted.voids;
+    for (const e of pending) {
+      const r = this.adoptEvent(e);
+      report.adopted += r.issued;
+      report.voidsSettled += r.voids;
+    }
     report.uploadsSettled = await this.settleUploadFlags();
     this.purchases = undefined;
     return report;
   }
 
-  private async settle(intent: IntentRow): Promise<"done" | "aborted"> {
-    if (intent.invoiceCode === "") {
-      this.db.settleIntent(intent.id, "aborted", "no stock was predicted: the card refused or issued elsewhere (adopted below)");
+  private async settle(intent: IntentRow, pending: readonly UploadEvent[]): Promise<"done" | "aborted"> {
+    const abort = (why: string): "aborted" => {
+      this.db.settleIntent(intent.id, "aborted", why);
       return "aborted";
-    }
-    let stored;
-    try {
-      stored = await this.client.readInvoice(intent.invoiceCode, intent.invoiceNumber);
-    } catch (error) {
-      if (isUkeyError(error, E.DATA_NOT_EXIST)) {
-        this.db.settleIntent(intent.id, "aborted", "the Ukey did not commit it");
-        return "aborted";
+    };
+    let stored: StoredInvoice | undefined;
+    if (intent.invoiceCode !== "") {
+      try {
+        stored = await this.client.readInvoice(intent.invoiceCode, intent.invoiceNumber);
+      } catch (error) {
+        if (!isUkeyError(error, E.DATA_NOT_EXIST)) throw error;
       }
-      throw error;
     }
     if (intent.kind === "void") {
-      if (stored.state !== InvoiceState.VOIDED) {
-        this.db.settleIntent(intent.id, "aborted", "the Ukey did not void it");
-        return "aborted";
-      }
+      if (!stored || stored.state !== InvoiceState.VOIDED) return abort("the Ukey did not void it");
+      const voidedAt = stored.voidedAt;
       this.db.tx(() => {
         const row = this.db.invoice(intent.invoiceCode, intent.invoiceNumber);
-        if (row && row.voidedAt === null) this.db.markVoided(intent.invoiceCode, intent.invoiceNumber, stored.voidedAt, new Uint8Array(0));
+        if (row && row.voidedAt === null) this.db.markVoided(intent.invoiceCode, intent.invoiceNumber, voidedAt, new Uint8Array(0));
         this.db.settleIntent(intent.id, "done");
       });
       return "done";
     }
-    const same = intent.draft !== null && bytesEqual(draftOf(decodeInvoice(stored.issued.invoice)), intent.draft);
-    if (!same) {
-      this.db.settleIntent(intent.id, "aborted", "the Ukey holds another invoice under the predicted number");
-      return "aborted";
+    const matches = (issued: IssuedInvoice) => intent.draft !== null && bytesEqual(draftOf(decodeInvoice(issued.invoice)), intent.draft);
+    let issued = stored && matches(stored.issued) ? stored.issued : undefined;
+    if (!issued) {
+      // The prediction missed (the card used another number): an invoice with this draft that the DB lacks is this intent's.
+      for (const e of pending) {
+        if (e.kind !== EventKind.ISSUE || !matches(e.issued)) continue;
+        const inv = decodeInvoice(e.issued.invoice);
+        if (this.db.invoice(inv.invoiceCode, inv.invoiceNumber)) continue;
+        issued = e.issued;
+        break;
+      }
     }
+    if (!issued) return abort("the Ukey did not commit it");
+    const found = issued;
     this.db.tx(() => {
-      const row = this.adoptIssued(stored.issued, intent.requestId);
+      const row = this.adoptIssued(found, intent.requestId);
       if (!this.db.invoice(row.invoiceCode, row.invoiceNumber)) this.db.putInvoice(row);
-      this.db.settleIntent(intent.id, "done");
+      this.db.completeIntent(intent.id, row.invoiceCode, row.invoiceNumber);
     });
     return "done";
   }
@@ -430,10 +438,9 @@ export class OfflineIssuer {
     return settled;
   }
 
-  /** Walk the card's pending events; put every issued invoice and void the DB lacks. */
-  private async adoptPending(): Promise<{ issued: number; voids: number }> {
-    let issued = 0;
-    let voids = 0;
+  /** Every pending card event, oldest first (EXPORT UNUPLOADED, 16 at a time). */
+  private async allPendingEvents(): Promise<UploadEvent[]> {
+    const events: UploadEvent[] = [];
     let from = 0;
     for (let round = 0; round < MAX_ADOPT_ROUNDS; round++) {
       let batch;
@@ -443,16 +450,12 @@ export class OfflineIssuer {
         if (isUkeyError(error, E.DATA_NOT_EXIST)) break;
         throw error;
       }
-      for (const e of batch.events) {
-        const r = this.adoptEvent(e);
-        issued += r.issued;
-        voids += r.voids;
-      }
+      events.push(...batch.events);
       const last = batch.events[batch.events.length - 1];
       if (!batch.more || !last) break;
       from = last.seq + 1;
     }
-    return { issued, voids };
+    return events;
   }
 
   private adoptEvent(e: UploadEvent): { issued: number; voids: number } {

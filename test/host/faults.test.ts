@@ -294,6 +294,20 @@ describe("lost Ukey answers and reconciliation", () => {
     expect((await issuer.status()).pendingOnUkey).toBe(1);
   });
 
+  it("the prediction missed (another program issued on the Ukey) and the answer was lost: found by its draft, not issued twice", async () => {
+    rig = await newRig();
+    const { flaky, issuer } = await flakyIssuer(rig);
+    await issuer.issue(input(100), { requestId: "a" }); // 1001; the issuer now predicts 1002
+    await rig.client.issue(issuer.draft(input(200))); // someone else takes 1002
+    flaky.mode = "lose-answer";
+    flaky.onIns = INS.ISSUE;
+    await issuer.issue(input(300), { requestId: "b" }).catch(() => undefined); // the card commits 1003
+    const b = await issuer.issue(input(300), { requestId: "b" });
+    expect(b.invoiceNumber).toBe(1003);
+    expect(rig.db.invoices().map((r) => [r.invoiceNumber, r.requestId])).toEqual([[1001, "a"], [1002, null], [1003, "b"]]);
+    expect((await issuer.status()).pendingOnUkey).toBe(3);
+  });
+
   it("the command never reached the Ukey: the intent is aborted, the retry issues once", async () => {
     rig = await newRig();
     const { flaky, issuer } = await flakyIssuer(rig);
