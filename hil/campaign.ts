@@ -194,6 +194,8 @@ export interface CampaignOptions {
   traces?: boolean;
   /** Judge every point through APDUs (no record-set fast path). */
   fullJudge?: boolean;
+  /** List every judged point (scenario, step, cut, second, verdict) in the result. */
+  listPoints?: boolean;
   /** Monotonic clock (ms) for the phase timings of the bench; results stay free of timings without it. */
   now?: () => number;
   /** Receives the time spent running scenarios and judging points (when `now` is given). */
@@ -232,6 +234,8 @@ export interface CampaignResult {
   perScenario: Record<string, { cutPoints: number; failures: number }>;
   /** Points decided by the record-set fast path (the rest went through the APDU judge). */
   fastVerdicts: number;
+  /** Every judged point, when asked for (listPoints). */
+  points?: PointResult[];
 }
 
 
@@ -540,6 +544,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     try {
       const v = await verdictOf(run, c.step, w.chip, pins, watch, options.fullJudge === true, w.second !== undefined);
       if (!v.print) result.fastVerdicts++;
+      if (options.listPoints) (result.points ??= []).push({ item: index, scenario: sc.name, step: c.stepName, cut: c.cut, ...(w.second !== undefined ? { second: w.second } : {}), ok: v.verdict !== null });
       if (!v.verdict) {
         reason = `after a cut at op ${c.cut} (${c.op.kind} block ${c.op.block})${w.second !== undefined ? ` and one at op ${w.second} of its recovery` : ""} in step "${c.stepName}" the card shows neither the state before the step nor the one after:\n  got    ${v.print ? describeFingerprint(v.print) : "?"}\n  before ${describeFingerprint(run.before[c.step]!)}\n  after  ${describeFingerprint(run.after[c.step]!)}`;
       }

@@ -155,8 +155,12 @@ describe("power-cut campaign", () => {
     expect(r.cutPoints).toBeGreaterThan(first.cutPoints);
     const f = (await runCampaign({ seed: 4, scenarios: ["pin-change"], cuts: 2, traces: false, shard: parseShard("1/50") }));
     expect(f.items.every((i) => i % 50 === 0)).toBe(true);
-    const t = await cutTrace(4, scenarioByName("pin-change"), 335, 447, 2);
-    expect(t.events.filter((e) => e.kind === "fault").length).toBeGreaterThanOrEqual(1);
+    const listed = await runCampaign({ seed: 4, scenarios: ["pin-change"], cuts: 2, traces: false, shard: parseShard("1/50"), listPoints: true });
+    const p = listed.points![0]!;
+    expect(p.second).toBeGreaterThan(p.cut);
+    const t = await cutTrace(4, scenarioByName("pin-change"), p.cut, p.second, 2);
+    expect(t.events.at(-1)).toMatchObject({ kind: "end", ok: true });
+    expect(t.events.filter((e) => e.kind === "fault").map((e) => (e as { fault: string }).fault)).toEqual(["power-cut", "power-cut-in-recovery"]);
     expect((await replayTrace(t.events)).identical).toBe(true);
   });
 
@@ -179,15 +183,16 @@ describe("power-cut campaign", () => {
     expect(r.cutPoints).toBe(3);
     const cut = (await runCampaign({ seed: 5, scenarios: ["issue"], traces: false })).items.length;
     expect(cut).toBeGreaterThan(3);
-    const t1 = await cutTrace(5, sc, 200, undefined);
+    const point = (await runCampaign({ seed: 5, scenarios: ["issue"], traces: false, listPoints: true, shard: parseShard("2/5") })).points![0]!;
+    const t1 = await cutTrace(5, sc, point.cut, undefined);
     const events = t1.events;
     expect(events[0]).toMatchObject({ kind: "run", tool: "campaign power-cut" });
+    expect(events.filter((e) => e.kind === "fault")).toHaveLength(1);
+    expect(events.some((e) => e.kind === "flash" && (e as { index?: number }).index === point.cut)).toBe(true);
     const last = events.at(-1) as { kind: string; ok?: boolean; imageDigest?: string };
     expect(last.kind).toBe("end");
-    if (events.some((e) => e.kind === "fault")) {
-      expect(last.ok).toBe(true);
-      expect(last.imageDigest).toMatch(/^[0-9a-f]{64}$/);
-    }
+    expect(last.ok).toBe(true);
+    expect(last.imageDigest).toMatch(/^[0-9a-f]{64}$/);
     expect((await replayTrace(events)).identical).toBe(true);
   });
 });
