@@ -295,12 +295,14 @@ export class TaxCommands {
     const s = found.stored;
     if (s.state === InvoiceState.VOIDED) throw new TaxError(E.INVOICE_STATE, "already voided");
     if (s.creditedFen > 0) throw new TaxError(E.INVOICE_STATE, "credited by a red-letter invoice; cannot void");
+    const released = this.releaseCredit(s);
     const signature = k.signBytes(signedVoidBytes(key.code, key.number, now));
     const voided: StoredInvoice = { ...s, state: InvoiceState.VOIDED, voidedAt: now, uploaded: s.uploaded & ~Uploaded.VOID };
     const c0 = k.data.counters;
     const counters: Counters = { ...c0, eventSeq: c0.eventSeq + 1, pendingCount: c0.pendingCount + 1, signCount: c0.signCount + 1, lastEventAt: now };
     k.commit([
       ...this.invoiceOps(found.seq, voided),
+      ...released,
       k.put(RT.EVENT, counters.eventSeq, encodeEvent({ kind: EventKind.VOID, at: now, invoiceSeq: found.seq, signature })),
       k.put(RT.COUNTERS, 0, encodeCounters(counters)),
     ], () => {
@@ -308,6 +310,19 @@ export class TaxCommands {
       k.invalidateMachine();
     });
     return encodeVoidReceipt({ voidedAt: now, signature });
+  }
+
+  /**
+   * Voiding a red-letter invoice cancels its credit: the original's credited amount goes
+   * down by the red invoice's total (when the original is still on the card).
+   */
+  private releaseCredit(red: StoredInvoice): TxOp[] {
+    const inv = decodeInvoice(red.issued.invoice);
+    if (inv.kind !== InvoiceKind.RED) return [];
+    const original = this.find(inv.originalCode, inv.originalNumber);
+    if (!original) return [];
+    const creditedFen = Math.max(0, original.stored.creditedFen - invoiceGrandTotal(inv));
+    return this.invoiceOps(original.seq, { ...original.stored, creditedFen });
   }
 
   private readInvoice(c: Cmd): Uint8Array {
