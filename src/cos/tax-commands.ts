@@ -19,6 +19,7 @@ import { ClockState } from "../secure-clock/index.ts";
 import { RT, LifeCycle, Loaded, COS_VERSION, withNextNumber, encodeSecrets, encodeCounters, encodeEvent, decodeEvent, Uploaded, type Counters, type EventRecord } from "./records.ts";
 import { issueVerdict, lockReason, stateCode, type IssueFacts } from "./tax-machine.ts";
 import type { Cmd, UkeyCos } from "./ukey.ts";
+import { assert } from "./errors.ts";
 
 /** Largest canonical invoice the card stores: a record holds it plus state, tax code and signature. */
 export const MAX_STORED_INVOICE_BYTES = MAX_RECORD_BYTES - 256;
@@ -251,6 +252,9 @@ export class TaxCommands {
       offlineCount: c0.offlineCount + (offline ? 1 : 0), offlineAmountFen: c0.offlineAmountFen + (offline ? grand : 0),
     };
     const next = batch.nextNumber + 1;
+    assert(batch.nextNumber >= batch.startNumber && next <= batch.startNumber + batch.count, "the issued number lies inside its batch");
+    assert(counters.pendingCount === c0.pendingCount + 1 && counters.invoiceSeq === c0.invoiceSeq + 1, "one invoice, one pending event");
+    assert(invoice.issuedAt >= c0.lastEventAt, "invoice time never goes back");
     purchases[batchIndex] = withNextNumber(batch, next);
     counters.nextNumbers = c0.nextNumbers.map((n, i) => (i === batchIndex ? next : n));
     const issued = { seq, invoice: bytes, taxCode, signature };
@@ -425,6 +429,7 @@ export class TaxCommands {
     }
     for (const [seq, s] of touched) ops.push(...this.invoiceOps(seq, s));
     const pendingCount = c0.pendingCount - take.length;
+    assert(pendingCount >= 0, "confirmed no more events than were pending");
     const confirmedThrough = take.length ? (take[take.length - 1] as number) : c0.confirmedThrough;
     const base = this.contactCounters();
     const counters: Counters = { ...base, pendingCount, confirmedThrough, ...(pendingCount === 0 ? { offlineCount: 0, offlineAmountFen: 0 } : {}) };
