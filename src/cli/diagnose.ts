@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import { runDiagnosis, HostDb, type CheckResult } from "../host/index.ts";
 import { openTarget, WALL_CLOCK, type OpenedTarget } from "./target.ts";
-import { caPemOf, report } from "./issuer.ts";
+import { caPemOf, parseTimeout, report } from "./issuer.ts";
 
 const MARK: Record<CheckResult["status"], string> = { PASS: "PASS", FAIL: "FAIL", WARN: "WARN", SKIP: "SKIP" };
 
@@ -14,26 +14,26 @@ export function registerDiagnose(program: Command): void {
   program
     .command("diagnose")
     .description("check why invoicing cannot reach the server: Ukey, PIN, key usage, certificates and CRL, clocks, DNS, TCP, TLS (interception), HTTP, pending uploads")
-    .requiredOption("--target <uri>", "the Ukey: sim:IMAGE")
+    .requiredOption("--target <uri>", "the Ukey: sim:IMAGE, usbip://HOST:PORT/BUSID, pcsc:READER, serial:PATH, usb:VID:PID")
     .requiredOption("--server <url>", "the bureau, https://host:port")
     .option("--ca <file>", "PEM of the CA the bureau's TLS certificate chains to (default: the system roots)")
     .option("--pin <text>", "Ukey PIN, to count the Ukey's pending uploads (or UKEYSIM_PIN)")
     .option("--db <file>", "local database, to count pending uploads")
-    .option("--timeout <ms>", "network timeout per check", "5000")
+    .option("--timeout <ms>", "network timeout per check", parseTimeout, 5000)
     .option("--json", "print JSON")
-    .action(async (o: { target: string; server: string; ca?: string; pin?: string; db?: string; timeout: string; json?: boolean }) => {
+    .action(async (o: { target: string; server: string; ca?: string; pin?: string; db?: string; timeout: number; json?: boolean }) => {
       let target: OpenedTarget | undefined;
       let db: HostDb | undefined;
       try {
         try {
-          target = openTarget(o.target);
+          target = await openTarget(o.target);
         } catch {
           target = undefined; // reported by the ukey.present check
         }
         if (o.db && existsSync(o.db)) db = new HostDb(o.db);
         const pin = o.pin ?? process.env.UKEYSIM_PIN;
         const d = await runDiagnosis({
-          ...(target ? { channel: target.channel } : {}), serverUrl: o.server, caPem: caPemOf(o.ca), clock: WALL_CLOCK, timeoutMs: Number(o.timeout),
+          ...(target ? { channel: target.channel } : {}), serverUrl: o.server, caPem: caPemOf(o.ca), clock: WALL_CLOCK, timeoutMs: o.timeout,
           ...(pin ? { pin } : {}), ...(db ? { db } : {}),
         });
         if (o.json) console.log(JSON.stringify(d));

@@ -9,13 +9,14 @@
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { rootCertificates } from "node:tls";
 import { join } from "node:path";
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import {
   OfflineIssuer, HostDb, UkeyClient, BureauHttp, LocalIssuerAgent, HostError, UkeyError, BureauHttpError, parseInvoiceJson, setPassword, hasPassword,
   renderInvoiceHtml, type InvoiceRow,
 } from "../host/index.ts";
 import { parseProfile, formatInvoiceNumber, formatYuan, deriveCardKey, type IssuanceProfile } from "../tax/index.ts";
 import { pemToDer } from "../crypto/index.ts";
+import { ChannelError } from "../transport/index.ts";
 import { Rng, parseSeed } from "../sim/index.ts";
 import { openTarget, WALL_CLOCK, type OpenedTarget } from "./target.ts";
 
@@ -29,14 +30,21 @@ interface Common {
   pin?: string;
   profile?: string;
   seed?: string;
-  timeout?: string;
+  timeout?: number;
 }
 
 const DEFAULT_DB = "ukeysim-host.db";
+const DEFAULT_TIMEOUT_MS = 10_000;
+const MAX_TIMEOUT_MS = 600_000;
+
+export function parseTimeout(text: string): number {
+  if (!/^\d{1,6}$/.test(text) || Number(text) < 1 || Number(text) > MAX_TIMEOUT_MS) throw new InvalidArgumentError(`timeout must be 1-${MAX_TIMEOUT_MS} ms, got "${text}"`);
+  return Number(text);
+}
 
 function common(c: Command): Command {
   return c
-    .requiredOption("--target <uri>", "the Ukey: sim:IMAGE")
+    .requiredOption("--target <uri>", "the Ukey: sim:IMAGE, usbip://HOST:PORT/BUSID, pcsc:READER, serial:PATH, usb:VID:PID")
     .option("--server <url>", "the bureau, https://host:port")
     .option("--ca <file>", "PEM of the CA the bureau's TLS certificate chains to (default: the system roots)")
     .option("--db <file>", "the local database", DEFAULT_DB)
@@ -45,7 +53,7 @@ function common(c: Command): Command {
     .option("--pin <text>", "Ukey user PIN (or UKEYSIM_PIN)")
     .option("--profile <file>", "issuance profile with the bureau master key: builds the bureau's secure messages (stand-in)")
     .option("--seed <n>", "seed of this run's RNG (default: from the clock)")
-    .option("--timeout <ms>", "HTTP timeout in ms", "10000");
+    .option("--timeout <ms>", "HTTP timeout in ms", parseTimeout, DEFAULT_TIMEOUT_MS);
 }
 
 export function caPemOf(file: string | undefined): string {
@@ -69,9 +77,9 @@ async function open(o: Common, printDir?: string): Promise<Session> {
   const seed = o.seed !== undefined ? parseSeed(o.seed) : Date.now();
   const rng = new Rng(seed);
   const profile = o.profile ? parseProfile(readFileSync(o.profile, "utf8")) : undefined;
-  const target = openTarget(o.target, rng.fork("card").nextU32());
+  const target = await openTarget(o.target, rng.fork("card").nextU32());
   const db = new HostDb(o.db);
-  const bureau = o.server ? new BureauHttp({ serverUrl: o.server, caPem: caPemOf(o.ca), timeoutMs: Number(o.timeout ?? 10_000) }) : undefined;
+  const bureau = o.server ? new BureauHttp({ serverUrl: o.server, caPem: caPemOf(o.ca), timeoutMs: o.timeout ?? DEFAULT_TIMEOUT_MS }) : undefined;
   const issuer = new OfflineIssuer({
     client: new UkeyClient(target.channel), db, clock: WALL_CLOCK, rng,
     ...(bureau ? { bureau } : {}),
@@ -129,7 +137,8 @@ function action<T extends Common>(body: (s: Session, o: T, args: string[]) => Pr
 
 export function report(o: { json?: boolean }, error: unknown): void {
   const e = error as { code?: unknown; message?: string; sw?: number | null };
-  const code = error instanceof UkeyError ? error.errorName : error instanceof HostError || error instanceof BureauHttpError ? String(e.code) : "ERROR";
+  const code = error instanceof UkeyError ? error.errorName
+    : error instanceof HostError || error instanceof BureauHttpError || error instanceof ChannelError ? String(e.code) : "ERROR";
   if (o.json) console.log(JSON.stringify({ ok: false, code, message: e.message ?? String(error), ...(error instanceof UkeyError ? { sw: error.sw, tyukey: error.code } : {}) }));
   else console.error(`error: ${e.message ?? String(error)}`);
   process.exitCode = 1;
@@ -154,27 +163,17 @@ export function registerIssuer(program: Command): void {
   const issuer = program.command("issuer").description("the offline issuer: sync, issue, void, red-letter, upload and print invoices with a Ukey (src/host)");
 
   common(issuer.command("login").description("check the host password and the Ukey PIN, reconcile the local DB with the Ukey"))
-    .option("--new-password <text>", "set the host system password (first run), or change it with --password")
+    .option("--new-password <text>", "set the host system password (first run), or change it (give the old one with --password)")
     .action(action<Common & { newPassword?: string }>(async (s, o) => {
-      const rec = await s.issuer.login({ password: o.password ?? process.env.UKEYSIM_PASSWORD ?? "", pin: secret(o.pin, "UKEYSIM_PIN", "PIN") });
+      let password = o.password ?? process.env.UKEYSIM_PASSWORD;
+      if (o.newPassword !== undefined) {
+        setPassword(s.db, new Rng(Date.now()), o.newPassword, hasPassword(s.db) ? password ?? "" : undefined);
+        password = o.newPassword;
+      }
+      const rec = await s.issuer.login({ password: password ?? "", pin: secret(o.pin, "UKEYSIM_PIN", "PIN") });
       const who = s.issuer.who;
       out(o, { ok: true, serial: who.serial, taxpayerId: who.taxpayer.taxpayerId, reconcile: rec }, `logged in: Ukey ${who.serial}, taxpayer ${who.taxpayer.taxpayerId}; reconciled ${JSON.stringify(rec)}`);
-    }, { login: false }))
-    .hook("preAction", (cmd) => {
-      const o = cmd.opts<Common & { newPassword?: string }>();
-      if (o.newPassword === undefined) return;
-      const db = new HostDb(o.db);
-      try {
-        setPassword(db, new Rng(Date.now()), o.newPassword, hasPassword(db) ? o.password ?? process.env.UKEYSIM_PASSWORD : undefined);
-        o.password = o.newPassword;
-        cmd.setOptionValue("password", o.newPassword);
-      } catch (error) {
-        report(o, error);
-        db.close();
-        process.exit(1);
-      }
-      db.close();
-    });
+    }, { login: false }));
 
   common(issuer.command("sync").description("sync stock, limits and restrictions from the bureau to the Ukey; fetch the CRL"))
     .action(action(async (s, o) => {

@@ -1,12 +1,12 @@
 /**
- * Target URIs for the host commands (issuer, diagnose). Until src/transport exports a
- * general `openChannel(uri)`, this resolver handles the simulated Ukey:
+ * Target URIs for the host commands (issuer, diagnose), through src/transport's
+ * openChannel: usbip://, pcsc:, serial:, usb: as the transport opens them, and
  *   sim:IMAGE  the virtual Ukey in an image file (from `ukeysim personalize --image`),
- *              opened in this process behind an InProcessChannel; its state persists.
+ *              run in this process behind an InProcessChannel; its state persists.
  */
 import { existsSync } from "node:fs";
 import { openUkeyImage } from "../cos/index.ts";
-import { InProcessChannel, ChannelError, type ApduChannel } from "../transport/index.ts";
+import { openChannel, ChannelError, type ApduChannel } from "../transport/index.ts";
 import { Rng, type Clock } from "../sim/index.ts";
 
 export interface OpenedTarget {
@@ -16,21 +16,24 @@ export interface OpenedTarget {
 
 export const WALL_CLOCK: Clock = { now: () => Date.now() };
 
-/** Opens a target URI; ChannelError BAD_TARGET / NO_CARD when it cannot. */
-export function openTarget(uri: string, seed: number = Date.now()): OpenedTarget {
-  const m = /^sim:(.+)$/.exec(uri);
-  if (!m) throw new ChannelError("BAD_TARGET", `target must be sim:IMAGE (other schemes come with src/transport's openChannel), got "${uri}"`);
-  const path = m[1] as string;
-  if (!existsSync(path)) throw new ChannelError("NO_CARD", `no Ukey image at ${path} (create one with: ukeysim personalize --image ${path})`);
-  const ukey = openUkeyImage({ path, clock: WALL_CLOCK, rng: new Rng(seed) });
-  const channel = new InProcessChannel(ukey.card, uri);
+/** Opens a target URI; ChannelError BAD_TARGET / NO_CARD / UNAVAILABLE when it cannot. */
+export async function openTarget(uri: string, seed: number = Date.now()): Promise<OpenedTarget> {
+  let chip: { close(): void } | undefined;
+  const channel = await openChannel(uri, {
+    simCard: (image) => {
+      if (!existsSync(image)) throw new ChannelError("NO_CARD", `no Ukey image at ${image} (create one with: ukeysim personalize --image ${image})`);
+      const ukey = openUkeyImage({ path: image, clock: WALL_CLOCK, rng: new Rng(seed) });
+      chip = ukey.chip;
+      return ukey.card;
+    },
+  });
   return {
     channel,
     async close() {
       try {
         await channel.close();
       } finally {
-        ukey.chip.close();
+        chip?.close();
       }
     },
   };

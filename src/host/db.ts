@@ -172,6 +172,12 @@ export class HostDb {
     if (r.changes !== 1) throw new Error(`intent ${id} is not open`);
   }
 
+  /** Settle an intent as done under the key the Ukey actually used. */
+  completeIntent(id: number, invoiceCode: string, invoiceNumber: number): void {
+    const r = this.db.prepare("UPDATE intents SET state = 'done', invoice_code = ?, invoice_number = ? WHERE id = ? AND state = 'open'").run(invoiceCode, invoiceNumber, id);
+    if (r.changes !== 1) throw new Error(`intent ${id} is not open`);
+  }
+
   /** Re-key an open intent (the abandoned attempt's request id is freed for a retry). */
   renameAbortedRequest(id: number): void {
     this.db.prepare("UPDATE intents SET request_id = request_id || '#aborted-' || id WHERE id = ? AND state = 'aborted'").run(id);

@@ -323,10 +323,10 @@ async function tlsCheck(ctx: Ctx, timeout: number): Promise<void> {
   } catch {
     // the server does not complete even an unverified handshake: report the first error alone
   }
-  const ca = new X509Certificate(ctx.o.caPem);
+  const cas = (ctx.o.caPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []).map((pem) => new X509Certificate(pem));
   const chainsToCa = chain.some((c) => {
     const x = new X509Certificate(c.der);
-    return x.fingerprint256 === ca.fingerprint256 || (x.checkIssued(ca) && x.verify(ca.publicKey));
+    return cas.some((ca) => x.fingerprint256 === ca.fingerprint256 || (x.checkIssued(ca) && x.verify(ca.publicKey)));
   });
   const leaf = chain[0];
   const top = chain[chain.length - 1];

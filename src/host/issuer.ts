@@ -15,7 +15,7 @@
 import {
   E, InvoiceKind, IssueMode, PurchaseStatus, InvoiceState, EventKind, decodeInvoice, encodeInvoice, invoiceGrandTotal, signedInvoiceBytes,
   bytesEqual, formatInvoiceNumber,
-  type Invoice, type IssuedInvoice, type PurchaseRecord, type TaxpayerInfo, type DeviceInfo, type UploadEvent, type InvoiceTypeEntry,
+  type Invoice, type IssuedInvoice, type StoredInvoice, type PurchaseRecord, type TaxpayerInfo, type DeviceInfo, type UploadEvent, type InvoiceTypeEntry,
 } from "../tax/index.ts";
 import {
   parseCertificate, parseCrl, verifyChain, verifyCrl, sm2VerifyStrict, pemToDer, type CertificateInfo, type CrlInfo,
@@ -33,6 +33,15 @@ import { renderInvoiceHtml } from "./print.ts";
 export const DEFAULT_RETRY = { attempts: 6, baseDelayMs: 200, maxDelayMs: 5_000 } as const;
 const MS_PER_SECOND = 1000;
 const MAX_ADOPT_ROUNDS = 100_000;
+
+/** StoredInvoice.uploaded bit: the bureau's confirmation of the issue event reached the Ukey. */
+const UPLOADED_ISSUE = 1;
+/** receipt_id of rows whose upload was learnt from the Ukey during reconciliation. */
+const RECONCILED_RECEIPT = "reconciled-from-ukey";
+
+function assert(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new UkeyError(E.COMM, `invariant broken: ${message}`);
+}
 
 export type Sleeper = (ms: number) => Promise<void>;
 export const realSleep: Sleeper = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -71,6 +80,8 @@ export interface ReconcileReport {
   aborted: number;
   adopted: number;
   voidsSettled: number;
+  /** DB rows marked uploaded because the Ukey had the bureau's confirmation (crash between confirm and DB). */
+  uploadsSettled: number;
 }
 
 export interface UploadReport {
@@ -85,6 +96,8 @@ export interface UploadReport {
 
 export interface SyncReport {
   serverTime: number;
+  /** Host clock minus the bureau's clock at the sync (uploads are refused beyond 5 minutes). */
+  clockSkewMs: number;
   stockRanges: number;
   messagesApplied: number;
   crlNumber: number | undefined;
@@ -208,16 +221,21 @@ export class OfflineIssuer {
 
   private async issueDraft(draftIn: Invoice, options: IssueOptions): Promise<InvoiceRow> {
     const requestId = options.requestId ?? this.newRequestId();
+    const draft: Invoice = { ...draftIn, mode: options.online ? IssueMode.ONLINE : IssueMode.OFFLINE };
+    const bytes = encodeInvoice(draft);
     const previous = this.db.intentByRequest(requestId);
     if (previous) {
+      if (previous.draft === null || !bytesEqual(previous.draft, bytes)) throw new HostError("BAD_ARGUMENT", `request id "${requestId}" was already used for another invoice`);
       if (previous.state === "open") await this.reconcile();
       const settled = this.db.intentByRequest(requestId) as IntentRow;
-      if (settled.state === "done") return this.db.invoice(settled.invoiceCode, settled.invoiceNumber) as InvoiceRow;
+      if (settled.state === "done") {
+        const done = this.db.invoice(settled.invoiceCode, settled.invoiceNumber) as InvoiceRow;
+        if (done.printedAt === null && this.options.printer) await this.print(done);
+        return this.db.invoice(settled.invoiceCode, settled.invoiceNumber) as InvoiceRow;
+      }
       this.db.renameAbortedRequest(settled.id);
     }
-    const draft: Invoice = { ...draftIn, mode: options.online ? IssueMode.ONLINE : IssueMode.OFFLINE };
     if (options.online) await this.requireAllUploaded();
-    const bytes = encodeInvoice(draft);
     const predicted = await this.predictKey(draft.typeCode);
     const kind = draft.kind === InvoiceKind.RED ? "red" : "issue";
     const intent = this.db.addIntent({ requestId, kind, draft: bytes, invoiceCode: predicted.code, invoiceNumber: predicted.number, createdAt: this.clock.now() });
@@ -229,12 +247,14 @@ export class OfflineIssuer {
       throw error;
     }
     const row = this.adoptIssued(issued, requestId);
+    assert(bytesEqual(draftOf(decodeInvoice(issued.invoice)), bytes), "the Ukey returned an invoice that is not the draft it was sent");
     this.db.tx(() => {
       if (!this.db.invoice(row.invoiceCode, row.invoiceNumber)) this.db.putInvoice(row);
-      this.db.settleIntent(intent.id, "done");
+      this.db.completeIntent(intent.id, row.invoiceCode, row.invoiceNumber);
     });
     this.advancePrediction(row.invoiceCode, row.invoiceNumber);
     const stored = this.db.invoice(row.invoiceCode, row.invoiceNumber) as InvoiceRow;
+    if (!this.options.printer) return stored;
     await this.print(stored);
     return this.db.invoice(row.invoiceCode, row.invoiceNumber) as InvoiceRow;
   }
@@ -334,63 +354,93 @@ export class OfflineIssuer {
    * DB lacks. Needs the PIN verified (login).
    */
   async reconcile(): Promise<ReconcileReport> {
-    const report: ReconcileReport = { committed: 0, aborted: 0, adopted: 0, voidsSettled: 0 };
+    const report: ReconcileReport = { committed: 0, aborted: 0, adopted: 0, voidsSettled: 0, uploadsSettled: 0 };
+    const pending = await this.allPendingEvents();
     for (const intent of this.db.openIntents()) {
-      const outcome = await this.settle(intent);
+      const outcome = await this.settle(intent, pending);
       if (outcome === "done") report.committed++;
       else report.aborted++;
     }
-    const adopted = await this.adoptPending();
-    report.adopted = adopted.issued;
-    report.voidsSettled = adopted.voids;
+    for (const e of pending) {
+      const r = this.adoptEvent(e);
+      report.adopted += r.issued;
+      report.voidsSettled += r.voids;
+    }
+    report.uploadsSettled = await this.settleUploadFlags();
     this.purchases = undefined;
     return report;
   }
 
-  private async settle(intent: IntentRow): Promise<"done" | "aborted"> {
-    if (intent.invoiceCode === "") {
-      this.db.settleIntent(intent.id, "aborted", "no stock was predicted: the card refused or issued elsewhere (adopted below)");
+  private async settle(intent: IntentRow, pending: readonly UploadEvent[]): Promise<"done" | "aborted"> {
+    const abort = (why: string): "aborted" => {
+      this.db.settleIntent(intent.id, "aborted", why);
       return "aborted";
-    }
-    let stored;
-    try {
-      stored = await this.client.readInvoice(intent.invoiceCode, intent.invoiceNumber);
-    } catch (error) {
-      if (isUkeyError(error, E.DATA_NOT_EXIST)) {
-        this.db.settleIntent(intent.id, "aborted", "the Ukey did not commit it");
-        return "aborted";
+    };
+    let stored: StoredInvoice | undefined;
+    if (intent.invoiceCode !== "") {
+      try {
+        stored = await this.client.readInvoice(intent.invoiceCode, intent.invoiceNumber);
+      } catch (error) {
+        if (!isUkeyError(error, E.DATA_NOT_EXIST)) throw error;
       }
-      throw error;
     }
     if (intent.kind === "void") {
-      if (stored.state !== InvoiceState.VOIDED) {
-        this.db.settleIntent(intent.id, "aborted", "the Ukey did not void it");
-        return "aborted";
-      }
+      if (!stored || stored.state !== InvoiceState.VOIDED) return abort("the Ukey did not void it");
+      const voidedAt = stored.voidedAt;
       this.db.tx(() => {
         const row = this.db.invoice(intent.invoiceCode, intent.invoiceNumber);
-        if (row && row.voidedAt === null) this.db.markVoided(intent.invoiceCode, intent.invoiceNumber, stored.voidedAt, new Uint8Array(0));
+        if (row && row.voidedAt === null) this.db.markVoided(intent.invoiceCode, intent.invoiceNumber, voidedAt, new Uint8Array(0));
         this.db.settleIntent(intent.id, "done");
       });
       return "done";
     }
-    const same = intent.draft !== null && bytesEqual(draftOf(decodeInvoice(stored.issued.invoice)), intent.draft);
-    if (!same) {
-      this.db.settleIntent(intent.id, "aborted", "the Ukey holds another invoice under the predicted number");
-      return "aborted";
+    const matches = (issued: IssuedInvoice) => intent.draft !== null && bytesEqual(draftOf(decodeInvoice(issued.invoice)), intent.draft);
+    let issued = stored && matches(stored.issued) ? stored.issued : undefined;
+    if (!issued) {
+      // The prediction missed (the card used another number): an invoice with this draft that the DB lacks is this intent's.
+      for (const e of pending) {
+        if (e.kind !== EventKind.ISSUE || !matches(e.issued)) continue;
+        const inv = decodeInvoice(e.issued.invoice);
+        if (this.db.invoice(inv.invoiceCode, inv.invoiceNumber)) continue;
+        issued = e.issued;
+        break;
+      }
     }
+    if (!issued) return abort("the Ukey did not commit it");
+    const found = issued;
     this.db.tx(() => {
-      const row = this.adoptIssued(stored.issued, intent.requestId);
+      const row = this.adoptIssued(found, intent.requestId);
       if (!this.db.invoice(row.invoiceCode, row.invoiceNumber)) this.db.putInvoice(row);
-      this.db.settleIntent(intent.id, "done");
+      this.db.completeIntent(intent.id, row.invoiceCode, row.invoiceNumber);
     });
     return "done";
   }
 
-  /** Walk the card's pending events; put every issued invoice and void the DB lacks. */
-  private async adoptPending(): Promise<{ issued: number; voids: number }> {
-    let issued = 0;
-    let voids = 0;
+  /**
+   * Rows the DB still holds as not uploaded although the Ukey has the bureau's confirmation
+   * (the host died between CONFIRM UPLOAD and its DB write), or reclaimed them by rollover
+   * (only confirmed invoices are reclaimable).
+   */
+  private async settleUploadFlags(): Promise<number> {
+    let settled = 0;
+    for (const row of this.db.invoices({ uploaded: false })) {
+      let confirmed: boolean;
+      try {
+        confirmed = ((await this.client.readInvoice(row.invoiceCode, row.invoiceNumber)).uploaded & UPLOADED_ISSUE) !== 0;
+      } catch (error) {
+        if (!isUkeyError(error, E.DATA_NOT_EXIST)) throw error;
+        confirmed = true;
+      }
+      if (!confirmed) continue;
+      this.db.markUploaded(row.invoiceCode, row.invoiceNumber, RECONCILED_RECEIPT);
+      settled++;
+    }
+    return settled;
+  }
+
+  /** Every pending card event, oldest first (EXPORT UNUPLOADED, 16 at a time). */
+  private async allPendingEvents(): Promise<UploadEvent[]> {
+    const events: UploadEvent[] = [];
     let from = 0;
     for (let round = 0; round < MAX_ADOPT_ROUNDS; round++) {
       let batch;
@@ -400,16 +450,12 @@ export class OfflineIssuer {
         if (isUkeyError(error, E.DATA_NOT_EXIST)) break;
         throw error;
       }
-      for (const e of batch.events) {
-        const r = this.adoptEvent(e);
-        issued += r.issued;
-        voids += r.voids;
-      }
+      events.push(...batch.events);
       const last = batch.events[batch.events.length - 1];
       if (!batch.more || !last) break;
       from = last.seq + 1;
     }
-    return { issued, voids };
+    return events;
   }
 
   private adoptEvent(e: UploadEvent): { issued: number; voids: number } {
@@ -494,7 +540,7 @@ export class OfflineIssuer {
     ));
     if (typeof answer.payloadText !== "string") throw new HostError("BAD_BUREAU_ANSWER", "GET /sync: payloadText missing");
     this.verifySigned(answer.payloadText, answer.signature, pki.signer, "sync payload");
-    const payload = JSON.parse(answer.payloadText) as SyncPayload;
+    const payload = parsePayload(answer.payloadText);
     if (payload.taxpayerId !== who.taxpayer.taxpayerId || payload.deviceSerial !== who.serial) throw new HostError("BAD_BUREAU_ANSWER", "sync payload names another taxpayer or device");
     let messages = parseMessages(answer.issuerMessages);
     if (messages.length === 0) {
@@ -505,7 +551,10 @@ export class OfflineIssuer {
     this.db.setMeta("sync", answer.payloadText);
     this.db.setMeta("lastSyncAt", String(this.clock.now()));
     this.purchases = undefined;
-    return { serverTime: payload.serverTime, stockRanges: payload.stock.length, messagesApplied: messages.length, crlNumber: crl.crlNumber };
+    return {
+      serverTime: payload.serverTime, clockSkewMs: this.clock.now() - payload.serverTime, stockRanges: payload.stock.length, messagesApplied: messages.length,
+      crlNumber: crl.crlNumber,
+    };
   }
 
   // ------------------------------------------------------------------ upload
@@ -561,7 +610,9 @@ export class OfflineIssuer {
       report.batches++;
       const receipt = this.checkReceipt(answer, pki, who);
       const through = receipt.confirmThrough ?? 0;
+      assert(Number.isSafeInteger(through) && through >= 0, "receipt confirmThrough is not a sequence number");
       const held = events.filter((e) => e.seq <= through);
+      assert(held.every((e, i) => e === events[i]), "the bureau confirmed events out of order");
       if (held.length > 0) {
         await this.relayConfirmation(parseMessages(answer.issuerMessages), through);
         this.db.tx(() => {
@@ -649,6 +700,21 @@ interface UploadReceipt {
   deviceSerial: string;
   accepted: { invoiceCode: string; invoiceNumber: string }[];
   rejected: { index: number; invoiceCode?: string; invoiceNumber?: string; code: string; message: string }[];
+}
+
+/** The signed sync payload, shape-checked (a verified signature does not make it well formed). */
+function parsePayload(text: string): SyncPayload {
+  let p: SyncPayload;
+  try {
+    p = JSON.parse(text) as SyncPayload;
+  } catch {
+    throw new HostError("BAD_BUREAU_ANSWER", "sync payload is not JSON");
+  }
+  const ok = typeof p === "object" && p !== null && typeof p.taxpayerId === "string" && typeof p.deviceSerial === "string" && Number.isSafeInteger(p.serverTime)
+    && Array.isArray(p.stock) && p.stock.every((r) => typeof r?.invoiceCode === "string" && Number.isSafeInteger(r.startNumber) && Number.isSafeInteger(r.count))
+    && typeof p.limits === "object" && p.limits !== null && typeof p.restrictions === "object" && p.restrictions !== null;
+  if (!ok) throw new HostError("BAD_BUREAU_ANSWER", "sync payload is malformed");
+  return p;
 }
 
 function parseMessages(v: unknown): Uint8Array[] {

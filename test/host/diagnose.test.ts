@@ -178,4 +178,26 @@ describe("diagnose, Ukey-side conditions", () => {
       await r.stop();
     }
   });
+
+  it("key used 1,000,000 times -> ukey.key_usage; secure clock battery exhausted -> ukey.health (device info as a Ukey would report it)", async () => {
+    const { DEVICE_INFO_LAYOUT, decodeLayout, encodeLayout, INS } = await import("../../src/tax/index.ts");
+    const rewrite = (over: Record<string, number>): ApduChannel => ({
+      target: "sim:rewritten", powerOn: () => rig.channel.powerOn(), powerOff: () => rig.channel.powerOff(), close: async () => {},
+      transmit: async (apdu) => {
+        const r = await rig.channel.transmit(apdu);
+        if (apdu[1] !== INS.GET_DEVICE_INFO || r.length !== DEVICE_INFO_LAYOUT.recordLength + 2) return r;
+        const info = { ...decodeLayout(DEVICE_INFO_LAYOUT, r.subarray(0, DEVICE_INFO_LAYOUT.recordLength)), ...over };
+        return Uint8Array.from([...encodeLayout(DEVICE_INFO_LAYOUT, info), 0x90, 0x00]);
+      },
+    });
+    const worn = await diagnose({ channel: rewrite({ signCount: 1_000_000 }) });
+    expect(check(worn, "ukey.key_usage")).toMatchObject({ status: "FAIL" });
+    expect(check(worn, "ukey.key_usage").cause).toContain("TYUKEY_DEVICE_KEY_EXPIRED");
+    expect(check(worn, "ukey.key_usage").fix).toContain("renew");
+    const nearly = await diagnose({ channel: rewrite({ signCount: 950_000 }) });
+    expect(check(nearly, "ukey.key_usage").status).toBe("WARN");
+    const flat = await diagnose({ channel: rewrite({ clockState: 2, batteryDaysLeft: 0 }) });
+    expect(check(flat, "ukey.health").status).toBe("FAIL");
+    expect(check(flat, "ukey.health").cause).toContain("battery exhausted");
+  });
 });

@@ -294,6 +294,20 @@ describe("lost Ukey answers and reconciliation", () => {
     expect((await issuer.status()).pendingOnUkey).toBe(1);
   });
 
+  it("the prediction missed (another program issued on the Ukey) and the answer was lost: found by its draft, not issued twice", async () => {
+    rig = await newRig();
+    const { flaky, issuer } = await flakyIssuer(rig);
+    await issuer.issue(input(100), { requestId: "a" }); // 1001; the issuer now predicts 1002
+    await rig.client.issue(issuer.draft(input(200))); // someone else takes 1002
+    flaky.mode = "lose-answer";
+    flaky.onIns = INS.ISSUE;
+    await issuer.issue(input(300), { requestId: "b" }).catch(() => undefined); // the card commits 1003
+    const b = await issuer.issue(input(300), { requestId: "b" });
+    expect(b.invoiceNumber).toBe(1003);
+    expect(rig.db.invoices().map((r) => [r.invoiceNumber, r.requestId])).toEqual([[1001, "a"], [1002, null], [1003, "b"]]);
+    expect((await issuer.status()).pendingOnUkey).toBe(3);
+  });
+
   it("the command never reached the Ukey: the intent is aborted, the retry issues once", async () => {
     rig = await newRig();
     const { flaky, issuer } = await flakyIssuer(rig);
@@ -348,5 +362,59 @@ describe("Ukey client errors", () => {
     expect(await rig.client.getTaxpayer().catch((x: unknown) => x)).toMatchObject({ code: E.NEED_AUTH, sw: 0x6982 });
     expect((await rig.client.getSecureTime()).clockState).toBe(1);
     expect((await rig.client.exportPublicKey()).length).toBe(65);
+  });
+});
+
+describe("Ukey power cuts (the host survives)", () => {
+  it("a cut at any flash operation of ISSUE: after re-login the DB matches the Ukey and the retried request issues once", async () => {
+    const { createUkeyOnFlash } = await import("../../src/cos/index.ts");
+    const { NandChip, DEFAULT_GEOMETRY } = await import("../../src/flash-store/index.ts");
+    const { Rng, VirtualClock } = await import("../../src/sim/index.ts");
+    const { InProcessChannel } = await import("../../src/transport/index.ts");
+    const { HostDb, setPassword } = await import("../../src/host/index.ts");
+    const { newBureau, personalizeWithCert, ISSUE_TIME_MS } = await import("./support/rig.ts");
+    const clock = new VirtualClock(ISSUE_TIME_MS);
+    const bureau = await newBureau(clock);
+    const chip = NandChip.memory({ geometry: DEFAULT_GEOMETRY });
+    const { card } = createUkeyOnFlash({ chip, clock, rng: new Rng(21), serial: "UK00000000000001" });
+    const client = new UkeyClient(new InProcessChannel(card));
+    const db = new HostDb(":memory:");
+    try {
+      await personalizeWithCert(client, bureau, clock);
+      setPassword(db, new Rng(1), PASSWORD);
+      const issuer = new OfflineIssuer({ client, db, clock, rng: new Rng(2) });
+      await issuer.login({ password: PASSWORD, pin: PROFILE.userPin });
+      const before = chip.opCount;
+      await issuer.issue(input(), { requestId: "warm" });
+      const opsPerIssue = chip.opCount - before;
+      expect(opsPerIssue).toBeGreaterThan(0);
+      const cutRng = new Rng(77);
+      let cutsHit = 0;
+      for (let k = 0; k < opsPerIssue; k += Math.max(1, Math.floor(opsPerIssue / 10))) {
+        const requestId = `cut-${k}`;
+        chip.armPowerCut(chip.opCount + k, cutRng.fork(requestId));
+        const e = await issuer.issue(input(2000 + k), { requestId }).catch((x: unknown) => x);
+        chip.disarmPowerCut();
+        if (e instanceof UkeyError) {
+          cutsHit++;
+          expect(e.code).toBe(E.NOT_FOUND);
+        }
+        await issuer.login({ password: PASSWORD, pin: PROFILE.userPin }); // power on, re-mount, reconcile
+        await issuer.issue(input(2000 + k), { requestId }); // the retry: returns the committed one or issues it now
+        const { status } = await client.getLimits();
+        expect(db.openIntents()).toEqual([]);
+        expect(db.invoices()).toHaveLength(status.issuedTotal);
+        expect(db.invoices().filter((r) => r.requestId === requestId)).toHaveLength(1);
+      }
+      expect(cutsHit, `ops per issue ${opsPerIssue}`).toBeGreaterThanOrEqual(Math.min(3, opsPerIssue));
+      // every card invoice is in the DB, byte for byte
+      for (const row of db.invoices()) {
+        const s = await client.readInvoice(row.invoiceCode, row.invoiceNumber);
+        expect(Buffer.from(s.issued.signature)).toEqual(Buffer.from(row.signature));
+      }
+    } finally {
+      db.close();
+      await bureau.stop();
+    }
   });
 });

@@ -102,6 +102,7 @@ describe("offline issuing", () => {
     expect(b.invoiceNumber).toBe(a.invoiceNumber);
     expect(rig.db.invoices()).toHaveLength(1);
     expect((await rig.issuer.status()).pendingOnUkey).toBe(1);
+    expect(await codeOf(rig.issuer.issue(input(20_000), { requestId: "req-1" }))).toBe("BAD_ARGUMENT");
   });
 
   it("single-invoice limit: at the limit passes, one fen over is refused and changes nothing", async () => {
@@ -207,6 +208,11 @@ describe("upload", () => {
     expect(await rig.issuer.upload()).toMatchObject({ uploaded: 1 });
     expect(rig.bureau.store.invoiceCount()).toBe(21);
     expect((await rig.issuer.upload()).uploaded).toBe(0);
+    // the host died between CONFIRM UPLOAD and its DB write: the next login learns it from the Ukey
+    rig.db.db.prepare("UPDATE invoices SET uploaded = 0, receipt_id = NULL").run();
+    const rec = await rig.issuer.login({ password: PASSWORD, pin: PROFILE.userPin });
+    expect(rec.uploadsSettled).toBe(21);
+    expect(rig.db.countPendingUpload()).toBe(0);
   });
 
   it("uploads red-letter invoices and voids (the Ukey's signed export): the bureau marks the void", async () => {
@@ -237,5 +243,31 @@ describe("upload", () => {
     expect(report.stopped?.message).toContain("OVER_LIMIT");
     expect((await rig.issuer.status()).pendingOnUkey).toBe(1);
     expect(rig.db.countPendingUpload()).toBe(1);
+  });
+});
+
+describe("over USB/IP", () => {
+  it("issues and uploads with the Ukey served over USB/IP + CCID (src/transport)", async () => {
+    const { serveUsbip, openChannel } = await import("../../src/transport/index.ts");
+    const { UkeyClient, HostDb, OfflineIssuer, BureauHttp, setPassword } = await import("../../src/host/index.ts");
+    const { Rng } = await import("../../src/sim/index.ts");
+    rig = await newRig({ login: false });
+    const server = await serveUsbip(rig.card, { host: "127.0.0.1", port: 0 });
+    const channel = await openChannel(server.target);
+    const db = new HostDb(":memory:");
+    try {
+      setPassword(db, new Rng(1), PASSWORD);
+      const issuer = new OfflineIssuer({ client: new UkeyClient(channel), db, clock: rig.clock, rng: new Rng(2), bureau: new BureauHttp({ serverUrl: rig.bureau.url, caPem: rig.bureau.caCertPem }) });
+      await issuer.login({ password: PASSWORD, pin: PROFILE.userPin });
+      await issuer.sync();
+      const row = await issuer.issue(input());
+      expect(row.invoiceNumber).toBe(1001);
+      expect((await issuer.upload()).uploaded).toBe(1);
+      expect(rig.bureau.store.invoiceCount()).toBe(1);
+    } finally {
+      db.close();
+      await channel.close();
+      await server.close();
+    }
   });
 });

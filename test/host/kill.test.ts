@@ -1,5 +1,5 @@
 /**
- * The host process SIGKILLed at random points of issuing (about ten times): a child process
+ * The host process SIGKILLed at random points of issuing (ten times) and of uploading (three): a child process
  * runs the issuer on a file-backed Ukey image and a SQLite file; each restart logs in
  * (reconciles) and re-runs the same requests. At the end the Ukey, the local DB and the
  * bureau agree: every request issued exactly once, nothing lost, nothing printed that the
@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { openUkeyImage } from "../../src/cos/index.ts";
 import { Rng } from "../../src/sim/index.ts";
@@ -18,11 +19,14 @@ import { UkeyClient, HostDb, setPassword } from "../../src/host/index.ts";
 import { decodeInvoice, formatInvoiceNumber } from "../../src/tax/index.ts";
 import { PASSWORD, PROFILE, SERIAL, WALL, personalizeWithCert, taxpayerRegistration } from "./support/rig.ts";
 
-const REQUESTS = 24;
+const REQUESTS = 20;
 const KILLS = 10;
+const UPLOAD_KILLS = 3;
 const CHILD = new URL("./support/kill-child.ts", import.meta.url).pathname;
 const GEOMETRY = { pageBytes: 2048, spareBytes: 64, pagesPerBlock: 64, blocks: 64 };
 
+/** tsx's loader by absolute URL: the child runs in a directory without node_modules. */
+const TSX = pathToFileURL(new URL("../../node_modules/tsx/dist/loader.mjs", import.meta.url).pathname).href;
 let dir: string;
 let bureau: Bureau;
 beforeAll(async () => {
@@ -55,7 +59,7 @@ interface Run {
 function runChild(args: string[], killAfterMs?: number, crash?: string): Promise<Run> {
   return new Promise((resolve) => {
     const env = { ...process.env, UKEYSIM_CRASH: crash ?? "" };
-    const child = spawn(process.execPath, ["--import", "tsx", CHILD, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
+    const child = spawn(process.execPath, ["--import", TSX, CHILD, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
     const lines: string[] = [];
     let err = "";
     child.stdout.on("data", (d: Buffer) => {
@@ -74,7 +78,7 @@ function runChild(args: string[], killAfterMs?: number, crash?: string): Promise
   });
 }
 
-it(`survives ${KILLS} SIGKILLs while issuing: Ukey, local DB and bureau agree`, async () => {
+it(`survives ${KILLS} SIGKILLs while issuing and ${UPLOAD_KILLS} while uploading: Ukey, local DB and bureau agree`, async () => {
   const rng = new Rng(2026);
   const image = join(dir, "key.img");
   const dbPath = join(dir, "host.db");
@@ -96,7 +100,14 @@ it(`survives ${KILLS} SIGKILLs while issuing: Ukey, local DB and bureau agree`, 
   expect(killed).toBeGreaterThanOrEqual(KILLS / 2);
   // the run after the card-commit crash found the committed invoice through its intent
   expect(JSON.parse((reconciled[1] as string).slice("ready ".length)).committed).toBe(1);
-  const last = await runChild([image, dbPath, printLog, "0", String(REQUESTS), "upload", bureau.url, join(dir, "ca.pem")]);
+  // then SIGKILLs during the upload (after the bureau stored a batch, before the Ukey confirmed it, ...)
+  const uploadArgs = [image, dbPath, printLog, "0", String(REQUESTS), "upload", bureau.url, join(dir, "ca.pem")];
+  for (let k = 0; k < UPLOAD_KILLS; k++) {
+    const run = await runChild(uploadArgs, rng.range(20, 400));
+    expect(run.lines.some((l) => l.startsWith("ready")), run.lines.join("\n")).toBe(true);
+  }
+  expect(bureau.store.invoiceCount()).toBeLessThanOrEqual(REQUESTS);
+  const last = await runChild(uploadArgs);
   expect(last.code, last.lines.join("\n")).toBe(0);
   expect(last.lines.at(-1)).toBe("exit");
 

@@ -12,7 +12,7 @@ import { InProcessChannel } from "../../../src/transport/index.ts";
 import { Rng } from "../../../src/sim/index.ts";
 import { UkeyClient, HostDb, OfflineIssuer, BureauHttp } from "../../../src/host/index.ts";
 import { INS } from "../../../src/tax/index.ts";
-import { PASSWORD, PROFILE, input } from "./rig.ts";
+import { PASSWORD, PROFILE, input } from "./constants.ts";
 
 const [image, dbPath, printLog, from, to, mode, url, caFile] = process.argv.slice(2) as string[];
 const clock = { now: () => Date.now() };

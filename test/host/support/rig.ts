@@ -4,25 +4,19 @@
  * Everything shares one virtual clock (TLS certificates follow the wall clock, as clients
  * check them against real time).
  */
-import { readFileSync } from "node:fs";
 import { createUkey, type UkeyCos } from "../../../src/cos/index.ts";
 import { ModelStore, type RecordStore } from "../../../src/flash-store/index.ts";
 import { Rng, VirtualClock } from "../../../src/sim/index.ts";
 import { startBureau, type Bureau, type BureauFaults } from "../../../src/bureau/index.ts";
 import { InProcessChannel, type ApduChannel } from "../../../src/transport/index.ts";
 import { pemToDer } from "../../../src/crypto/index.ts";
-import { parseProfile, personalizeCard, deriveCardKey, FACTORY_ISSUER_KEY, type IssuanceProfile } from "../../../src/tax/index.ts";
+import { personalizeCard, deriveCardKey, FACTORY_ISSUER_KEY } from "../../../src/tax/index.ts";
 import {
-  UkeyClient, HostDb, OfflineIssuer, BureauHttp, setPassword, type InvoiceInput, type IssuerOptions,
+  UkeyClient, HostDb, OfflineIssuer, BureauHttp, setPassword, type IssuerOptions,
 } from "../../../src/host/index.ts";
 
-export const PROFILE_TEXT = readFileSync(new URL("../../../fixtures/profile-default.json", import.meta.url), "utf8");
-export const PROFILE: IssuanceProfile = parseProfile(PROFILE_TEXT);
-export const SERIAL = "UK00000000000001";
-/** 2026-01-01T00:00:00Z, the card's issuance time. */
-export const ISSUE_TIME_MS = 1_767_225_600_000;
-export const PASSWORD = "host-secret-1";
-export const WALL = { now: () => Date.now() };
+export { PROFILE_TEXT, PROFILE, SERIAL, ISSUE_TIME_MS, PASSWORD, WALL, input } from "./constants.ts";
+import { PROFILE, SERIAL, ISSUE_TIME_MS, PASSWORD, WALL } from "./constants.ts";
 
 export const BUREAU_LIMITS = { offlineHours: 72, maxInvoiceFen: 1_000_000, maxOfflineTotalFen: 5_000_000, maxOfflineCount: 50 };
 
@@ -114,11 +108,3 @@ export async function newRig(o: RigOptions = {}): Promise<Rig> {
   };
 }
 
-export function input(amountFen = 10_000, over: Partial<InvoiceInput> = {}): InvoiceInput {
-  const taxFen = Math.floor((amountFen * 130 + 500) / 1000);
-  return {
-    typeCode: "02601", buyerName: "张三", buyerTaxId: "", remark: "",
-    lines: [{ name: "办公用品", unit: "件", quantityMilli: 1000, unitPriceFen: amountFen, amountFen, taxRatePermille: 130, taxFen }],
-    ...over,
-  };
-}
