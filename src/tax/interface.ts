@@ -85,7 +85,7 @@ const c = (name: string, cla: number, ins: number, p1p2: string, access: Access,
 
 /** General (ISO / GM/T 0016-style) and issuer commands. */
 export const GENERAL_COMMANDS: readonly CommandSpec[] = [
-  c("SELECT", CLA_ISO, INS.SELECT, "04 00", "free", "AID", "none", [19]),
+  c("SELECT", CLA_ISO, INS.SELECT, "04 00/0C", "free", "AID", "none", [19]),
   c("GET RESPONSE", CLA_ISO, INS.GET_RESPONSE, "00 00", "free", "none", "pending response bytes"),
   c("GET CHALLENGE", CLA_ISO, INS.GET_CHALLENGE, "00 00", "free", "none (Le 1..255)", "random bytes; a 16-byte challenge arms EXTERNAL AUTHENTICATE"),
   c("EXTERNAL AUTHENTICATE", CLA_ISO, INS.EXTERNAL_AUTHENTICATE, "00 01", "free", "SM4-ECB(bureau key, challenge), 16 bytes", "none; opens the bureau SM session", [12]),
