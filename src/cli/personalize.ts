@@ -10,12 +10,10 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
 import { openUkeyImage } from "../cos/index.ts";
-import { createBureauPki, issueDevice } from "../bureau/index.ts";
+import { createBureauPki, issueUkey } from "../bureau/index.ts";
 import { certificateToPem } from "../crypto/index.ts";
 import { parseSeed, Rng, toHex, type Clock } from "../sim/index.ts";
-import {
-  parseProfile, personalizeCard, deriveCardKey, FACTORY_ISSUER_KEY, verifyPin, call, encodeCommand, CLA_PROPRIETARY, INS, bureauAuthenticate, issuer, type Send,
-} from "../tax/index.ts";
+import { parseProfile, type Send } from "../tax/index.ts";
 
 const DEFAULT_PROFILE = new URL("../../fixtures/profile-default.json", import.meta.url);
 const WALL_CLOCK: Clock = { now: () => Date.now() };
@@ -54,22 +52,10 @@ export function registerPersonalize(program: Command): void {
         card.powerOn();
         const send: Send = async (apdu) => card.process(apdu);
         const serial = card.serial;
-        const cardKey = deriveCardKey(profile.bureauMasterKey, serial);
         const nowMs = WALL_CLOCK.now();
-        await personalizeCard(send, {
-          issuerKey: FACTORY_ISSUER_KEY, cardKey, userPin: profile.userPin, soPin: profile.soPin, clockSeconds: Math.floor(nowMs / 1000),
-          taxKey: profile.taxKey, taxCodeAlgorithm: profile.taxCodeAlgorithm, taxpayer: profile.taxpayer, invoiceTypes: profile.invoiceTypes,
-          purchases: profile.purchases, limits: profile.limits,
-        });
-        await verifyPin(send, profile.userPin);
-        const publicKey = await call(send, encodeCommand({ cla: CLA_PROPRIETARY, ins: INS.GENERATE_KEY_PAIR, le: 256 }));
         const caRng = rng.fork("tax-ca");
         const pki = createBureauPki(caRng, nowMs);
-        const device = issueDevice(pki, caRng, nowMs, { publicKey, taxpayerId: profile.taxpayer.taxpayerId, deviceSerial: serial, notAfter: profile.taxpayer.certNotAfter * 1000 });
-        const session = await bureauAuthenticate(send, cardKey);
-        await issuer.writeCert(send, session, 0, device);
-        await issuer.writeCert(send, session, 1, pki.intermediate.der);
-        await issuer.writeCert(send, session, 2, pki.root.der);
+        const { publicKey, deviceCertificate: device } = await issueUkey(send, { profile, serial, pki, rng: caRng, nowMs });
         card.powerOff();
         if (o.certsOut) {
           mkdirSync(o.certsOut, { recursive: true });

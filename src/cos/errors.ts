@@ -19,3 +19,15 @@ export function isPowerLoss(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   return error.name === "PowerLossError" || (error as { code?: unknown }).code === "POWER_LOST";
 }
+
+/** An invariant of the COS itself failed: a bug, never bad input (answered 6F00, nothing committed). */
+export class InvariantError extends Error {
+  constructor(message: string) {
+    super(`COS invariant violated: ${message}`);
+    this.name = "InvariantError";
+  }
+}
+
+export function assert(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new InvariantError(message);
+}

@@ -19,6 +19,7 @@ import { ClockState } from "../secure-clock/index.ts";
 import { RT, LifeCycle, Loaded, COS_VERSION, withNextNumber, encodeSecrets, encodeCounters, encodeEvent, decodeEvent, Uploaded, type Counters, type EventRecord } from "./records.ts";
 import { issueVerdict, lockReason, stateCode, type IssueFacts } from "./tax-machine.ts";
 import type { Cmd, UkeyCos } from "./ukey.ts";
+import { assert } from "./errors.ts";
 
 /** Largest canonical invoice the card stores: a record holds it plus state, tax code and signature. */
 export const MAX_STORED_INVOICE_BYTES = MAX_RECORD_BYTES - 256;
@@ -251,6 +252,9 @@ export class TaxCommands {
       offlineCount: c0.offlineCount + (offline ? 1 : 0), offlineAmountFen: c0.offlineAmountFen + (offline ? grand : 0),
     };
     const next = batch.nextNumber + 1;
+    assert(batch.nextNumber >= batch.startNumber && next <= batch.startNumber + batch.count, "the issued number lies inside its batch");
+    assert(counters.pendingCount === c0.pendingCount + 1 && counters.invoiceSeq === c0.invoiceSeq + 1, "one invoice, one pending event");
+    assert(invoice.issuedAt >= c0.lastEventAt, "invoice time never goes back");
     purchases[batchIndex] = withNextNumber(batch, next);
     counters.nextNumbers = c0.nextNumbers.map((n, i) => (i === batchIndex ? next : n));
     const issued = { seq, invoice: bytes, taxCode, signature };
@@ -295,12 +299,14 @@ export class TaxCommands {
     const s = found.stored;
     if (s.state === InvoiceState.VOIDED) throw new TaxError(E.INVOICE_STATE, "already voided");
     if (s.creditedFen > 0) throw new TaxError(E.INVOICE_STATE, "credited by a red-letter invoice; cannot void");
+    const released = this.releaseCredit(s);
     const signature = k.signBytes(signedVoidBytes(key.code, key.number, now));
     const voided: StoredInvoice = { ...s, state: InvoiceState.VOIDED, voidedAt: now, uploaded: s.uploaded & ~Uploaded.VOID };
     const c0 = k.data.counters;
     const counters: Counters = { ...c0, eventSeq: c0.eventSeq + 1, pendingCount: c0.pendingCount + 1, signCount: c0.signCount + 1, lastEventAt: now };
     k.commit([
       ...this.invoiceOps(found.seq, voided),
+      ...released,
       k.put(RT.EVENT, counters.eventSeq, encodeEvent({ kind: EventKind.VOID, at: now, invoiceSeq: found.seq, signature })),
       k.put(RT.COUNTERS, 0, encodeCounters(counters)),
     ], () => {
@@ -308,6 +314,19 @@ export class TaxCommands {
       k.invalidateMachine();
     });
     return encodeVoidReceipt({ voidedAt: now, signature });
+  }
+
+  /**
+   * Voiding a red-letter invoice cancels its credit: the original's credited amount goes
+   * down by the red invoice's total (when the original is still on the card).
+   */
+  private releaseCredit(red: StoredInvoice): TxOp[] {
+    const inv = decodeInvoice(red.issued.invoice);
+    if (inv.kind !== InvoiceKind.RED) return [];
+    const original = this.find(inv.originalCode, inv.originalNumber);
+    if (!original) return [];
+    const creditedFen = Math.max(0, original.stored.creditedFen - invoiceGrandTotal(inv));
+    return this.invoiceOps(original.seq, { ...original.stored, creditedFen });
   }
 
   private readInvoice(c: Cmd): Uint8Array {
@@ -410,6 +429,7 @@ export class TaxCommands {
     }
     for (const [seq, s] of touched) ops.push(...this.invoiceOps(seq, s));
     const pendingCount = c0.pendingCount - take.length;
+    assert(pendingCount >= 0, "confirmed no more events than were pending");
     const confirmedThrough = take.length ? (take[take.length - 1] as number) : c0.confirmedThrough;
     const base = this.contactCounters();
     const counters: Counters = { ...base, pendingCount, confirmedThrough, ...(pendingCount === 0 ? { offlineCount: 0, offlineAmountFen: 0 } : {}) };

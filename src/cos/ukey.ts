@@ -516,7 +516,8 @@ export class UkeyCos implements SimCard {
   // ---------------------------------------------------------------- general commands
 
   private select(c: Cmd): Uint8Array {
-    this.needP1P2(c, 0x04, 0x00);
+    // P2 00 (return FCI) and 0C (no response data) both select; the card has no FCI to return.
+    this.needP1P2(c, SELECT_BY_NAME, c.p2 === SELECT_NO_RESPONSE_DATA ? SELECT_NO_RESPONSE_DATA : SELECT_FIRST_OR_ONLY);
     this.resetVolatile();
     if (!bytesEqual(c.data, TAX_AID)) throw new SwError(SW.FILE_NOT_FOUND, "no application with this AID");
     this.selected = true;
@@ -792,3 +793,9 @@ const SM_INS = new Set<number>([
 ]);
 /** INS allowed before the application is selected. */
 const FREE_BEFORE_SELECT = new Set<number>([INS.SELECT, INS.GET_CHALLENGE]);
+/** SELECT P1: by DF name (AID). */
+const SELECT_BY_NAME = 0x04;
+/** SELECT P2: first or only occurrence, return FCI (none here). */
+const SELECT_FIRST_OR_ONLY = 0x00;
+/** SELECT P2: first or only occurrence, no response data (what many PC/SC tools send). */
+const SELECT_NO_RESPONSE_DATA = 0x0c;

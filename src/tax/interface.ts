@@ -85,7 +85,7 @@ const c = (name: string, cla: number, ins: number, p1p2: string, access: Access,
 
 /** General (ISO / GM/T 0016-style) and issuer commands. */
 export const GENERAL_COMMANDS: readonly CommandSpec[] = [
-  c("SELECT", CLA_ISO, INS.SELECT, "04 00", "free", "AID", "none", [19]),
+  c("SELECT", CLA_ISO, INS.SELECT, "04 00/0C", "free", "AID", "none", [19]),
   c("GET RESPONSE", CLA_ISO, INS.GET_RESPONSE, "00 00", "free", "none", "pending response bytes"),
   c("GET CHALLENGE", CLA_ISO, INS.GET_CHALLENGE, "00 00", "free", "none (Le 1..255)", "random bytes; a 16-byte challenge arms EXTERNAL AUTHENTICATE"),
   c("EXTERNAL AUTHENTICATE", CLA_ISO, INS.EXTERNAL_AUTHENTICATE, "00 01", "free", "SM4-ECB(bureau key, challenge), 16 bytes", "none; opens the bureau SM session", [12]),
@@ -122,7 +122,7 @@ export const TAX_FUNCTIONS: readonly TaxFunctionSpec[] = [
   t(11, "UKEY_Chfp", "issue a red-letter (credit) invoice", c("RED", CLA_PROPRIETARY, INS.RED, "00 00", "user PIN", "draft red invoice naming its original", "issued invoice as for ISSUE", [15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 14])),
   t(12, "UKEY_Dqfp", "read an issued invoice", c("READ INVOICE", CLA_PROPRIETARY, INS.READ_INVOICE, "00 00", "user PIN", "invoice code (12 ASCII) + u32 number", "stored invoice: state + issued invoice", [19])),
   t(13, "UKEY_DcWscsj", "export un-uploaded records as a signed batch", c("EXPORT UNUPLOADED", CLA_PROPRIETARY, INS.EXPORT_UNUPLOADED, "00 00", "user PIN", "u32 first event sequence (0 = oldest pending)", "signed batch of up to 16 events", [16, 19])),
-  t(14, "UKEY_QrScjg", "confirm upload (bureau receipt)", c("CONFIRM UPLOAD", CLA_SM, INS.CONFIRM_UPLOAD, "00 00", "bureau SM", "u32 last event sequence the bureau holds", "none; confirmed invoices become reclaimable", [3, 19])),
+  t(14, "UKEY_QrScjg", "confirm upload (bureau receipt)", c("CONFIRM UPLOAD", CLA_SM, INS.CONFIRM_UPLOAD, "00 00", "bureau SM", "u32 last event sequence the bureau holds", "u32 events up to it still unconfirmed (16 settle per command); settled invoices become reclaimable", [3])),
   t(15, "UKEY_GetAqsz", "read the secure time", c("GET SECURE TIME", CLA_PROPRIETARY, INS.GET_SECURE_TIME, "00 00", "free", "none", "secure time (20 bytes)", [15])),
   t(16, "UKEY_GetSbxx", "read device and health information", c("GET DEVICE INFO", CLA_PROPRIETARY, INS.GET_DEVICE_INFO, "00 00", "free", "none", "device info (64 bytes)")),
 ];

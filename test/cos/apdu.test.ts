@@ -20,6 +20,9 @@ describe("APDU layer", () => {
     expect(raw(r, cmd(INS.GET_DEVICE_INFO)).sw).toBe(SW.CONDITIONS_NOT_SATISFIED); // not selected
     expect(raw(r, sel(Uint8Array.of(1, 2, 3, 4, 5))).sw).toBe(SW.FILE_NOT_FOUND);
     expect(raw(r, encodeCommand({ cla: 0, ins: INS.SELECT, p1: 1, p2: 0, data: TAX_AID })).sw).toBe(SW.WRONG_P1P2);
+    expect(raw(r, encodeCommand({ cla: 0, ins: INS.SELECT, p1: 4, p2: 4, data: TAX_AID })).sw).toBe(SW.WRONG_P1P2);
+    // P2 0C (no response data), as PC/SC tools send it, selects too.
+    expect(raw(r, encodeCommand({ cla: 0, ins: INS.SELECT, p1: 4, p2: 0x0c, data: TAX_AID })).sw).toBe(SW.OK);
     expect(raw(r, sel()).sw).toBe(SW.OK);
     expect(raw(r, encodeCommand({ cla: 0x80, ins: 0x99 })).sw).toBe(SW.INS_NOT_SUPPORTED);
     expect(raw(r, encodeCommand({ cla: 0x20, ins: INS.GET_DEVICE_INFO })).sw).toBe(SW.CLA_NOT_SUPPORTED);

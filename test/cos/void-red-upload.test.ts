@@ -51,6 +51,11 @@ describe("red-letter", () => {
     await issue(r, draft({}, 100)); // 1004
     await voidInv(r, 1004);
     expect(await swOf(issue(r, red(1004, 1)))).toBe(E.INVOICE_STATE);
+    // voiding a red-letter invoice gives its credit back to the original
+    await voidInv(r, 1003); // the second red (5,650)
+    expect((await readInv(r, 1001)).creditedFen).toBe(5_650);
+    expect(await swOf(issue(r, red(1001, 5_000)))).toBe(0);
+    expect((await readInv(r, 1001)).creditedFen).toBe(11_300);
   });
 });
 
