@@ -466,9 +466,11 @@ export class OfflineIssuer {
       return { issued: 1, voids: 0 };
     }
     const row = this.db.invoice(e.code, e.number);
-    if (!row || row.voidedAt !== null) return { issued: 0, voids: 0 };
+    if (!row) return { issued: 0, voids: 0 };
+    // A void settled from READ INVOICE alone has no signature yet: take the card's signed event.
+    if (row.voidedAt !== null && (row.voidSignature?.length ?? 0) > 0) return { issued: 0, voids: 0 };
     this.db.markVoided(e.code, e.number, e.at, e.signature);
-    return { issued: 0, voids: 1 };
+    return { issued: 0, voids: row.voidedAt === null ? 1 : 0 };
   }
 
   // ------------------------------------------------------------------ bureau: PKI, sync

@@ -137,6 +137,21 @@ describe("upload under network faults", () => {
     assertExactlyOnce(rig);
   });
 
+  it("host clock more than 5 minutes off: the bureau refuses the upload (CLOCK_SKEW), not retried, nothing changes", async () => {
+    rig = await newRig();
+    await issueMany(rig, 1);
+    const { Rng, VirtualClock } = await import("../../src/sim/index.ts");
+    const issuer = new OfflineIssuer({
+      client: rig.client, db: rig.db, clock: new VirtualClock(rig.clock.now() + 6 * 60_000), rng: new Rng(3),
+      bureau: new BureauHttp({ serverUrl: rig.bureau.url, caPem: rig.bureau.caCertPem }), sleep: async () => undefined,
+    });
+    await issuer.login({ password: PASSWORD, pin: PROFILE.userPin });
+    const e = await issuer.upload().catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: "HTTP", status: 409, bureauCode: "CLOCK_SKEW" });
+    expect(rig.bureau.store.invoiceCount()).toBe(0);
+    expect((await issuer.status()).pendingOnUkey).toBe(1);
+  });
+
   it("TLS errors are not retried and change nothing", async () => {
     rig = await newRig();
     await issueMany(rig, 2);
@@ -328,7 +343,9 @@ describe("lost Ukey answers and reconciliation", () => {
     flaky.mode = "lose-answer";
     flaky.onIns = INS.VOID;
     await issuer.voidInvoice(row.invoiceCode, row.invoiceNumber).catch(() => undefined);
-    expect(rig.db.invoice(row.invoiceCode, row.invoiceNumber)?.voidedAt).not.toBeNull();
+    const voided = rig.db.invoice(row.invoiceCode, row.invoiceNumber);
+    expect(voided?.voidedAt).not.toBeNull();
+    expect(voided?.voidSignature?.length).toBeGreaterThan(60); // the card's signed void event, adopted
   });
 
   it("invoices the DB never heard of (host died before writing) are adopted from the Ukey at login", async () => {
