@@ -54,7 +54,7 @@ export async function runHil(o: HilRunOptions): Promise<{ report: RunReport; tra
       ctx.rng = rng.fork(name);
       results.push(...(await SUITES[name]!(ctx)));
     }
-    if (suites.includes("conformance") && suites.includes("tax-rules")) results.push(coverageCase(ctx.seenSw));
+    if (suites.includes("conformance") && suites.includes("tax-rules")) results.push(coverageCase(ctx.seenSw, o.target === "sim:memory"));
   } finally {
     await target.close().catch(() => undefined);
   }

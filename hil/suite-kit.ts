@@ -4,11 +4,11 @@
  * through APDUs only.
  */
 import type { Send } from "../src/tax/index.ts";
-import { hexSw, splitResponse, selectApplication, swForError } from "../src/tax/index.ts";
+import { hexSw, splitResponse, selectApplication, swForError, bureauAuthenticate, issuer, transceive, decodeBatch } from "../src/tax/index.ts";
 import type { Rng } from "../src/sim/index.ts";
 import type { CaseResult } from "./report.ts";
 import type { RunTrace, Target } from "./target.ts";
-import { deviceInfo, login, personalize } from "./ukey-ops.ts";
+import { deviceInfo, login, personalize, cardKeyOf, exportApdu } from "./ukey-ops.ts";
 import { HIL_START_SECONDS } from "./sim-device.ts";
 
 export class CheckFailed extends Error {
@@ -86,19 +86,39 @@ export async function codeOf(ctx: SuiteContext, p: Promise<unknown>): Promise<nu
 }
 
 /**
- * A personalized, logged-in card. A simulated target starts from a blank card; hardware
- * is personalized when it is blank and logged in otherwise (its issuer-key file must match).
+ * A personalized, logged-in card in the profile's state. A simulated sim:memory target
+ * starts from a blank card. A target that keeps its state (sim:IMAGE, hardware) is
+ * personalized when blank; otherwise the bureau restores the profile's taxpayer record
+ * and limits and takes every pending event (export + confirm), so each case starts with
+ * an open offline window and nothing un-uploaded.
  */
-export async function readyCard(ctx: SuiteContext, opts: { profile?: SuiteContext["target"]["keys"]["profile"] } = {}): Promise<void> {
+export async function readyCard(ctx: SuiteContext): Promise<void> {
   const t = ctx.target;
-  t.sim?.reset();
+  const fresh = t.sim?.reset() === true;
   await t.channel.powerOn();
   await selectApplication(ctx.send);
-  const keys = opts.profile ? { ...t.keys, profile: opts.profile } : t.keys;
-  if ((await deviceInfo(ctx.send)).lifeCycle === 0) ctx.cardKey = await personalize(ctx.send, keys, HIL_START_SECONDS);
-  else await login(ctx.send, keys.profile.userPin);
-  if (!ctx.cardKey) {
-    const { cardKeyOf } = await import("./ukey-ops.ts");
-    ctx.cardKey = await cardKeyOf(ctx.send, keys);
+  const keys = t.keys;
+  if ((await deviceInfo(ctx.send)).lifeCycle === 0) {
+    ctx.cardKey = await personalize(ctx.send, keys, HIL_START_SECONDS);
+    return;
   }
+  await login(ctx.send, keys.profile.userPin);
+  ctx.cardKey = await cardKeyOf(ctx.send, keys);
+  if (fresh) return;
+  const s = await bureauAuthenticate(ctx.send, ctx.cardKey);
+  await issuer.setTaxpayer(ctx.send, s, keys.profile.taxpayer).catch(() => undefined); // refused while events are pending: retried below
+  for (let i = 0; i < 1000; i++) {
+    const r = await transceive(ctx.send, exportApdu(0));
+    if (r.sw !== 0x9000) break;
+    const batch = decodeBatch(r.data);
+    const last = batch.events.at(-1)?.seq;
+    if (last === undefined) break;
+    await issuer.confirmUpload(ctx.send, await bureauAuthenticate(ctx.send, ctx.cardKey), last);
+    await login(ctx.send, keys.profile.userPin);
+    if (batch.more === 0) break;
+  }
+  const s2 = await bureauAuthenticate(ctx.send, ctx.cardKey);
+  await issuer.setTaxpayer(ctx.send, s2, keys.profile.taxpayer);
+  await issuer.setLimits(ctx.send, s2, keys.profile.limits);
+  await login(ctx.send, keys.profile.userPin);
 }

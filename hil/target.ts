@@ -32,7 +32,8 @@ export class RunTrace {
   seq = 0;
   constructor(readonly sink: TraceSink = NULL_TRACE) {}
   emit(e: DistributiveOmit<TraceEvent, "seq"> | TraceEvent): void {
-    this.sink.emit({ ...e, seq: this.seq++ } as TraceEvent);
+    // the run header carries no sequence number (docs/trace-format.md)
+    this.sink.emit(e.kind === "run" ? (e as TraceEvent) : ({ ...e, seq: this.seq++ } as TraceEvent));
   }
 }
 

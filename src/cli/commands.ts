@@ -3,6 +3,7 @@ import { registerApdu } from "./apdu.ts";
 import { registerBureau } from "./bureau.ts";
 import { registerDemo } from "./demo.ts";
 import { registerDiagnose } from "./diagnose.ts";
+import { registerFlashCampaign } from "./flash-campaign.ts";
 import { registerFlashDemo } from "./flash-demo.ts";
 import { registerHil } from "./hil.ts";
 import { registerInspect } from "./inspect.ts";
@@ -19,6 +20,7 @@ const COMMANDS: readonly ((program: Command) => void)[] = [
   registerBureau,
   registerDemo,
   registerDiagnose,
+  registerFlashCampaign,
   registerFlashDemo,
   registerHil,
   registerInspect,

@@ -3,18 +3,29 @@
  *               [--baud N] [--trace FILE]
  *
  * Serves one simulated Ukey over any combination of transports until SIGINT/SIGTERM.
- * The card comes from a factory: the lead wires `--image` to the chip OS (createUkey);
- * until then the default factory explains that the COS is not merged yet.
+ * The card comes from a factory: by default `--image FILE` opens that Ukey image (made by
+ * `ukeysim personalize`) and `--image memory` a blank card in memory; tests inject theirs.
+ * Time is the wall clock, as DESIGN.md says for serve mode.
  */
 import { type Command, InvalidArgumentError } from "commander";
-import type { SimCard } from "../cos/index.ts";
-import { FileTrace, NULL_TRACE, type TraceSink } from "../sim/index.ts";
+import { createUkey, openUkeyImage, type SimCard } from "../cos/index.ts";
+import { ModelStore } from "../flash-store/index.ts";
+import { FileTrace, NULL_TRACE, parseSeed, Rng, type Clock, type TraceSink } from "../sim/index.ts";
 import { serveSerial, serveUsbip, serveVpcd, VPCD_PORT_DEFAULT, VPCD_QUICKACK_ADDRESS, quickAckRouteCommand } from "../transport/index.ts";
 
 export const USBIP_PORT = 3240;
 export const DEFAULT_HOST = "127.0.0.1";
 
-export type CardFactory = (image: string, trace: TraceSink) => SimCard | Promise<SimCard>;
+export interface ServedCard {
+  card: SimCard;
+  /** Release what backs the card (the image file). */
+  close(): void;
+}
+
+export type CardFactory = (image: string, trace: TraceSink, seed: number) => ServedCard | Promise<ServedCard>;
+
+const WALL_CLOCK: Clock = { now: () => Date.now() };
+export const MEMORY_IMAGE = "memory";
 
 export interface ServeOptions {
   image: string;
@@ -30,8 +41,11 @@ export interface Serving {
   close(): Promise<void>;
 }
 
-export const cardFromImage: CardFactory = (image) => {
-  throw new Error(`cannot open ${image}: the chip OS (branch cos) is not wired into serve yet`);
+export const cardFromImage: CardFactory = (image, trace, seed) => {
+  const rng = new Rng(seed);
+  if (image === MEMORY_IMAGE) return { card: createUkey({ store: new ModelStore(), clock: WALL_CLOCK, rng, trace }), close: () => undefined };
+  const ukey = openUkeyImage({ path: image, clock: WALL_CLOCK, rng, trace });
+  return { card: ukey.card, close: () => ukey.chip.close() };
 };
 
 /** "[HOST:]PORT" or "HOST:PORT" into parts. */
@@ -83,13 +97,14 @@ export function registerServe(program: Command, makeCard: CardFactory = cardFrom
   program
     .command("serve")
     .description("serve one simulated Ukey over USB/IP, vpcd (PC/SC) and/or a serial line until Ctrl-C")
-    .requiredOption("--image <file>", "the Ukey image file (its state persists there)")
+    .requiredOption("--image <file>", `the Ukey image file (its state persists there), or "${MEMORY_IMAGE}" for a blank card`)
     .option("--usbip [host:port]", `export over USB/IP (default ${DEFAULT_HOST}:${USBIP_PORT})`)
     .option("--vpcd <host:port>", `connect the card to pcscd's vpcd (usually ${DEFAULT_HOST}:${VPCD_PORT_DEFAULT})`)
     .option("--serial <path>", "serve the serial framing on a tty or pty")
     .option("--baud <n>", "serial baud rate", parseBaud)
     .option("--trace <file>", "write a JSON-lines trace of every APDU and power event")
-    .action(async (raw: { image: string; usbip?: string | boolean; vpcd?: string; serial?: string; baud?: number; trace?: string }) => {
+    .option("--seed <n>", "seed of the card's RNG", "1")
+    .action(async (raw: { image: string; usbip?: string | boolean; vpcd?: string; serial?: string; baud?: number; trace?: string; seed: string }) => {
       const options: ServeOptions = {
         image: raw.image,
         usbip: raw.usbip === undefined ? undefined : parseHostPort(typeof raw.usbip === "string" ? raw.usbip : String(USBIP_PORT), USBIP_PORT),
@@ -100,8 +115,15 @@ export function registerServe(program: Command, makeCard: CardFactory = cardFrom
       };
       if (!options.usbip && !options.vpcd && !options.serial) throw new RangeError("serve: give at least one of --usbip, --vpcd, --serial");
       const trace = options.trace ? new FileTrace(options.trace) : NULL_TRACE;
-      const card = await makeCard(options.image, trace);
-      const serving = await startServing(card, options, trace);
+      const served = await makeCard(options.image, trace, parseSeed(raw.seed));
+      const card = served.card;
+      let serving: Serving;
+      try {
+        serving = await startServing(card, options, trace);
+      } catch (error) {
+        served.close();
+        throw error;
+      }
       console.log(`ukeysim serve: ${options.image}`);
       for (const line of serving.lines) console.log(`  ${line}`);
       await new Promise<void>((resolve) => {
@@ -114,5 +136,6 @@ export function registerServe(program: Command, makeCard: CardFactory = cardFrom
       });
       await serving.close();
       card.powerOff();
+      served.close();
     });
 }

@@ -5,7 +5,7 @@
  * re-mounts the store (which finishes or drops the torn transaction).
  */
 import { hmacSm3 } from "../crypto/index.ts";
-import { FlashStore, StoreError, crc32, openImage, createImage, type NandChip, type Geometry } from "../flash-store/index.ts";
+import { FlashStore, StoreError, openImage, createImage, type NandChip, type Geometry } from "../flash-store/index.ts";
 import { DEVICE_SECRET_BYTES, type DeviceSecrets } from "./vault.ts";
 import { UkeyCos, type UkeyOptions } from "./ukey.ts";
 
@@ -15,30 +15,27 @@ export interface FlashUkeyOptions extends Omit<UkeyOptions, "store" | "reopenSto
   secrets?: DeviceSecrets;
 }
 
-const SECRET_MAGIC = new TextEncoder().encode("UKS1");
-/** Secure-area record: magic (4) || device secret (32) || CRC-32 of both (4, big-endian). */
-const SECRET_RECORD_BYTES = SECRET_MAGIC.length + DEVICE_SECRET_BYTES + 4;
-
-/** The device secret in the chip's MCU secure area (not NAND): survives power cuts and image reloads. */
+/**
+ * The device secret in the chip's MCU secure area (not NAND): a flag byte 1, then the 32
+ * secret bytes. The same layout as the harness's sim devices (hil/sim-device.ts), so an
+ * image made by `ukeysim personalize` and a harness sim:IMAGE are the same kind of device.
+ */
 export class ChipSecrets implements DeviceSecrets {
   constructor(private readonly chip: NandChip) {}
   read(): Uint8Array | undefined {
     const area = this.chip.media.readSecure();
-    const rec = area.subarray(0, SECRET_RECORD_BYTES);
-    if (!SECRET_MAGIC.every((b, i) => rec[i] === b)) return undefined;
-    const crc = new DataView(rec.buffer, rec.byteOffset, rec.byteLength).getUint32(SECRET_RECORD_BYTES - 4);
-    if (crc !== crc32(rec, 0, SECRET_RECORD_BYTES - 4)) return undefined;
-    return rec.slice(SECRET_MAGIC.length, SECRET_MAGIC.length + DEVICE_SECRET_BYTES);
+    return area[0] === SECRET_PRESENT ? area.slice(1, 1 + DEVICE_SECRET_BYTES) : undefined;
   }
   write(secret: Uint8Array): void {
     if (secret.length !== DEVICE_SECRET_BYTES) throw new RangeError(`device secret must be ${DEVICE_SECRET_BYTES} bytes`);
-    const rec = new Uint8Array(SECRET_RECORD_BYTES);
-    rec.set(SECRET_MAGIC);
-    rec.set(secret, SECRET_MAGIC.length);
-    new DataView(rec.buffer).setUint32(SECRET_RECORD_BYTES - 4, crc32(rec, 0, SECRET_RECORD_BYTES - 4));
+    const rec = new Uint8Array(1 + DEVICE_SECRET_BYTES);
+    rec[0] = SECRET_PRESENT;
+    rec.set(secret, 1);
     this.chip.media.writeSecure(0, rec);
   }
 }
+
+const SECRET_PRESENT = 1;
 
 export interface FlashUkey {
   card: UkeyCos;

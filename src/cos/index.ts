@@ -3,6 +3,7 @@
  * need to drive it and inject faults.
  */
 import { UkeyCos, type UkeyOptions } from "./ukey.ts";
+import { openUkeyImage, type ImageUkeyOptions } from "./flash-ukey.ts";
 
 export { CardMuteError, type SimCard } from "./card.ts";
 export { UkeyCos, ATR, MAX_CHAIN_BYTES, MAX_CERT_BYTES, type UkeyOptions, type CardData } from "./ukey.ts";
@@ -14,9 +15,15 @@ export { createUkeyOnFlash, openUkeyImage, flashKeyFromSecret, ChipSecrets, type
 
 /**
  * Make a Ukey. `store` is any RecordStore (ModelStore in memory, FlashStore over a NAND
- * image); `secrets` is the MCU secure area holding the storage key. The card is blank
+ * chip); `secrets` is the MCU secure area holding the storage key. With `image` instead,
+ * the card lives in an image file (created when `create` is set): NAND and secure area
+ * persist across processes; `card.close()` releases the file. A new card is blank
  * (factory state, transport key FACTORY_ISSUER_KEY) until personalized.
  */
-export function createUkey(options: UkeyOptions): UkeyCos {
-  return new UkeyCos(options);
+export function createUkey(options: UkeyOptions | (Omit<ImageUkeyOptions, "path"> & { image: string })): UkeyCos {
+  if (!("image" in options)) return new UkeyCos(options);
+  const { image, ...rest } = options;
+  const ukey = openUkeyImage({ ...rest, path: image });
+  ukey.card.onClose(() => ukey.chip.close());
+  return ukey.card;
 }

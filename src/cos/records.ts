@@ -2,7 +2,7 @@
  * The COS's records in the RecordStore (all sealed by the Vault). Types below 0x40 are
  * critical (two copies). docs/storage-layout.md lists them with their layouts.
  */
-import { ByteReader, ByteWriter } from "../tax/index.ts";
+import { ByteReader, ByteWriter, PurchaseStatus, type PurchaseRecord } from "../tax/index.ts";
 
 export const COS_VERSION = "1.0.0";
 
@@ -78,18 +78,30 @@ export interface Counters {
   signCount: number;
   /** Secure time of the last issue or void: the next one may not be earlier (rollback across power cycles). */
   lastEventAt: number;
+  /**
+   * The live next invoice number of each purchase slot (0 for an empty slot). An issue
+   * advances it here, in the one critical record it writes anyway, instead of rewriting
+   * the slot's purchase record (a second critical record, two more copies in flash).
+   */
+  nextNumbers: number[];
 }
 
-export const ZERO_COUNTERS: Counters = { invoiceSeq: 0, eventSeq: 0, confirmedThrough: 0, pendingCount: 0, offlineCount: 0, offlineAmountFen: 0, issuedTotal: 0, lastOnlineAt: 0, signCount: 0, lastEventAt: 0 };
+export const PURCHASE_SLOTS = 10;
+
+export const ZERO_COUNTERS: Counters = { invoiceSeq: 0, eventSeq: 0, confirmedThrough: 0, pendingCount: 0, offlineCount: 0, offlineAmountFen: 0, issuedTotal: 0, lastOnlineAt: 0, signCount: 0, lastEventAt: 0, nextNumbers: new Array<number>(PURCHASE_SLOTS).fill(0) };
 
 export function encodeCounters(c: Counters): Uint8Array {
-  return new ByteWriter().u32(c.invoiceSeq).u32(c.eventSeq).u32(c.confirmedThrough).u32(c.pendingCount).u32(c.offlineCount)
-    .u64(c.offlineAmountFen).u32(c.issuedTotal).u32(c.lastOnlineAt).u32(c.signCount).u32(c.lastEventAt).finish();
+  const w = new ByteWriter().u32(c.invoiceSeq).u32(c.eventSeq).u32(c.confirmedThrough).u32(c.pendingCount).u32(c.offlineCount)
+    .u64(c.offlineAmountFen).u32(c.issuedTotal).u32(c.lastOnlineAt).u32(c.signCount).u32(c.lastEventAt);
+  if (c.nextNumbers.length !== PURCHASE_SLOTS) throw new RangeError(`nextNumbers holds ${PURCHASE_SLOTS} slots`);
+  for (const n of c.nextNumbers) w.u32(n);
+  return w.finish();
 }
 
 export function decodeCounters(b: Uint8Array): Counters {
   const r = new ByteReader(b, "counters");
-  const c = { invoiceSeq: r.u32(), eventSeq: r.u32(), confirmedThrough: r.u32(), pendingCount: r.u32(), offlineCount: r.u32(), offlineAmountFen: r.u64(), issuedTotal: r.u32(), lastOnlineAt: r.u32(), signCount: r.u32(), lastEventAt: r.u32() };
+  const c = { invoiceSeq: r.u32(), eventSeq: r.u32(), confirmedThrough: r.u32(), pendingCount: r.u32(), offlineCount: r.u32(), offlineAmountFen: r.u64(), issuedTotal: r.u32(), lastOnlineAt: r.u32(), signCount: r.u32(), lastEventAt: r.u32(),
+    nextNumbers: Array.from({ length: PURCHASE_SLOTS }, () => r.u32()) };
   r.end();
   return c;
 }
@@ -116,3 +128,12 @@ export function decodeEvent(b: Uint8Array): EventRecord {
 
 /** Uploaded flags of a stored invoice. */
 export const Uploaded = { ISSUE: 1, VOID: 2 } as const;
+
+/** A purchase slot with its live next number (never behind the synced one); used up when it reaches the end. */
+export function withNextNumber(p: PurchaseRecord, next: number): PurchaseRecord {
+  if (p.status === PurchaseStatus.EMPTY) return p;
+  const nextNumber = Math.max(p.nextNumber, next);
+  const usedUp = nextNumber >= p.startNumber + p.count;
+  return { ...p, nextNumber, status: p.status === PurchaseStatus.ACTIVE && usedUp ? PurchaseStatus.USED_UP : p.status };
+}
+

@@ -14,11 +14,14 @@ import {
   type Invoice, type StoredInvoice, type UploadEvent, type PurchaseRecord, type InvoiceTypeEntry, type TaxpayerInfo, type OfflineLimits,
   type LayoutValues,
 } from "../tax/index.ts";
-import type { TxOp } from "../flash-store/index.ts";
-import { RT, LifeCycle, Loaded, COS_VERSION, encodeSecrets, encodeCounters, encodeEvent, decodeEvent, Uploaded, type Counters, type EventRecord } from "./records.ts";
+import { MAX_RECORD_BYTES, type TxOp } from "../flash-store/index.ts";
+import { ClockState } from "../secure-clock/index.ts";
+import { RT, LifeCycle, Loaded, COS_VERSION, withNextNumber, encodeSecrets, encodeCounters, encodeEvent, decodeEvent, Uploaded, type Counters, type EventRecord } from "./records.ts";
 import { issueVerdict, lockReason, stateCode, type IssueFacts } from "./tax-machine.ts";
 import type { Cmd, UkeyCos } from "./ukey.ts";
 
+/** Largest canonical invoice the card stores: a record holds it plus state, tax code and signature. */
+export const MAX_STORED_INVOICE_BYTES = MAX_RECORD_BYTES - 256;
 /** Events one CONFIRM UPLOAD transaction settles (3 ops each, within MAX_TX_OPS). */
 export const MAX_CONFIRM_PER_TX = 16;
 
@@ -93,7 +96,7 @@ export class TaxCommands {
   private secureTime(c: Cmd): Uint8Array {
     this.card.needLength(c, 0);
     const state = this.card.clock.state();
-    const seconds = state === 1 ? this.card.clock.nowSeconds() : 0;
+    const seconds = state === ClockState.RUNNING ? this.card.clock.nowSeconds() : 0;
     return encodeLayout(SECURE_TIME_LAYOUT, { seconds, text: seconds ? beijingText(seconds) : "", clockState: state });
   }
 
@@ -120,9 +123,9 @@ export class TaxCommands {
     return { ...c, lastOnlineAt: Math.max(c.lastOnlineAt, k.clock.nowSeconds()) };
   }
 
-  private writeArea(type: number | undefined, plain: Uint8Array, loadedBit: number, apply: () => void, extra: TxOp[] = []): Uint8Array {
+  private writeArea(type: number | undefined, plain: Uint8Array, loadedBit: number, apply: () => void, extra: TxOp[] = [], patch: Partial<Counters> = {}): Uint8Array {
     const k = this.card;
-    const counters = this.contactCounters();
+    const counters = { ...this.contactCounters(), ...patch };
     const ops: TxOp[] = [...(type === undefined ? [] : [k.put(type, 0, plain)]), k.put(RT.COUNTERS, 0, encodeCounters(counters)), ...extra];
     const secrets = { ...k.data.secrets, loaded: k.data.secrets.loaded | loadedBit };
     if (secrets.loaded !== k.data.secrets.loaded) ops.push(k.put(RT.SECRETS, 0, encodeSecrets(secrets)));
@@ -164,7 +167,7 @@ export class TaxCommands {
     const merged = incoming.map((r) => this.mergePurchase(r));
     checkNoOverlap(merged);
     const slots = merged.map((p, i) => k.put(RT.PURCHASES, i, encodeLayout(PURCHASE_LAYOUT, p as unknown as LayoutValues)));
-    return this.writeArea(undefined, EMPTY, Loaded.PURCHASES, () => (k.data.purchases = merged), slots);
+    return this.writeArea(undefined, EMPTY, Loaded.PURCHASES, () => (k.data.purchases = merged), slots, { nextNumbers: merged.map((p) => p.nextNumber) });
   }
 
   /** A batch the card already knows never moves its next number back. */
@@ -212,7 +215,7 @@ export class TaxCommands {
     const facts: IssueFacts = {
       now: now ?? 0, clockOk, mode: draft.mode,
       taxpayerMatch: !!tp && tp.taxpayerId === draft.taxpayerId && tp.loginAccount === draft.loginAccount && tp.machineNumber === draft.machineNumber,
-      typeEnabled: !!type && type.status === SlotStatus.ENABLED && !clockOkDateOutside(type, now ?? 0, clockOk),
+      typeEnabled: !!type && type.status === SlotStatus.ENABLED && !typeDateOutside(type, now ?? 0, clockOk),
       stockLeft: batch ? batch.startNumber + batch.count - batch.nextNumber : 0,
       batchCount: batch?.count ?? 0,
       grandTotal: grand,
@@ -236,6 +239,7 @@ export class TaxCommands {
     const batch = purchases[batchIndex] as PurchaseRecord;
     const invoice: Invoice = { ...draft, invoiceCode: batch.invoiceCode, invoiceNumber: batch.nextNumber, issuedAt: now };
     const bytes = encodeInvoice(invoice);
+    if (bytes.length > MAX_STORED_INVOICE_BYTES) throw new TaxError(E.LENGTH, `invoice of ${bytes.length} bytes does not fit a record (at most ${MAX_STORED_INVOICE_BYTES})`);
     const taxCode = taxCodeAlgorithm(k.data.secrets.taxAlgorithm).generate(k.data.secrets.taxKey, bytes);
     const signature = k.signBytes(signedInvoiceBytes(bytes, taxCode));
     const c0 = k.data.counters;
@@ -247,14 +251,14 @@ export class TaxCommands {
       offlineCount: c0.offlineCount + (offline ? 1 : 0), offlineAmountFen: c0.offlineAmountFen + (offline ? grand : 0),
     };
     const next = batch.nextNumber + 1;
-    purchases[batchIndex] = { ...batch, nextNumber: next, status: next >= batch.startNumber + batch.count ? PurchaseStatus.USED_UP : batch.status };
+    purchases[batchIndex] = withNextNumber(batch, next);
+    counters.nextNumbers = c0.nextNumbers.map((n, i) => (i === batchIndex ? next : n));
     const issued = { seq, invoice: bytes, taxCode, signature };
     const stored: StoredInvoice = { state: InvoiceState.NORMAL, creditedFen: 0, uploaded: 0, voidedAt: 0, issued };
     const ops: TxOp[] = [
       k.put(RT.INVOICE, seq, encodeStored(stored)),
       k.put(RT.EVENT, eventSeq, encodeEvent({ kind: EventKind.ISSUE, at: now, invoiceSeq: seq, signature: EMPTY })),
       k.put(RT.COUNTERS, 0, encodeCounters(counters)),
-      k.put(RT.PURCHASES, batchIndex, encodeLayout(PURCHASE_LAYOUT, purchases[batchIndex] as unknown as LayoutValues)),
     ];
     let credited: StoredInvoice | undefined;
     if (original) {
@@ -451,7 +455,7 @@ function creditAllowed(original: StoredInvoice, redTotal: number): boolean {
 }
 
 /** The invoice type's validity dates against the secure clock (Beijing date). */
-function clockOkDateOutside(t: InvoiceTypeEntry, now: number, clockOk: boolean): boolean {
+function typeDateOutside(t: InvoiceTypeEntry, now: number, clockOk: boolean): boolean {
   if (!clockOk) return false;
   const today = beijingText(now).slice(0, 8);
   return (t.validFrom !== "" && today < t.validFrom) || (t.validTo !== "" && today > t.validTo);

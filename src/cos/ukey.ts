@@ -19,13 +19,13 @@ import {
 } from "../tax/index.ts";
 import { hmacSm3, sm2GenerateKeyPair, sm2Sign } from "../crypto/index.ts";
 import { NULL_TRACE, toHex, type Clock, type Rng, type TraceSink } from "../sim/index.ts";
-import { StoreError, MAX_RECORD_BYTES, type RecordStore, type TxOp } from "../flash-store/index.ts";
+import { FlashStore, StoreError, MAX_RECORD_BYTES, type RecordStore, type TxOp } from "../flash-store/index.ts";
 import { SecureClock, ClockState, type SecureClockOptions } from "../secure-clock/index.ts";
 import { CardMuteError, type SimCard } from "./card.ts";
 import { SwError, swOf, isPowerLoss } from "./errors.ts";
 import { MemorySecrets, Vault, StoreSealed, DEVICE_SECRET_BYTES, type DeviceSecrets, type Sealer } from "./vault.ts";
 import {
-  RT, LifeCycle, Loaded, REQUIRED_FOR_END, ZERO_COUNTERS, encodeSecrets, decodeSecrets, encodePins, decodePins, encodeCounters, decodeCounters,
+  RT, LifeCycle, Loaded, REQUIRED_FOR_END, ZERO_COUNTERS, withNextNumber, encodeSecrets, decodeSecrets, encodePins, decodePins, encodeCounters, decodeCounters,
   type Secrets, type Pins, type Counters,
 } from "./records.ts";
 import { startTaxMachine, sendTax, type TaxContext, type TaxSnapshot } from "./tax-machine.ts";
@@ -63,8 +63,8 @@ export interface UkeyOptions {
   allowOutOfSpecClock?: boolean;
   /**
    * True when the store encrypts every record itself with a key derived from the device
-   * secret (FlashStore via createUkeyOnFlash): the COS then does not seal records again.
-   * Default false: records are sealed by the Vault (SM4-CTR + HMAC-SM3 tag).
+   * secret (FlashStore): the COS then does not seal records again. Default: true for a
+   * FlashStore, false otherwise (records sealed by the Vault: SM4-CTR + HMAC-SM3 tag).
    */
   storeEncrypts?: boolean;
   /** Called at powerOn after a power cut: a store that must be re-mounted returns the new one. */
@@ -114,6 +114,7 @@ export class UkeyCos implements SimCard {
   private chain: { head: number[]; parts: Uint8Array[]; size: number } | undefined;
   // persistent mirror
   data!: CardData;
+  /** The xstate snapshot as of the last refreshMachine(); read state through refreshMachine() (time moves it). */
   machine!: TaxSnapshot;
   private machineStale = false;
   private readonly tax: TaxCommands;
@@ -162,6 +163,19 @@ export class UkeyCos implements SimCard {
     this.trace.emit({ kind: "power", seq: this.traceSeq++, state: "off" });
   }
 
+  private closers: (() => void)[] = [];
+
+  /** Run `f` at close() (e.g. release the image file). */
+  onClose(f: () => void): void {
+    this.closers.push(f);
+  }
+
+  /** Power off and release what the card holds (an image file); the card is unusable afterwards. */
+  close(): void {
+    if (this.powered) this.powerOff();
+    for (const f of this.closers.splice(0)) f();
+  }
+
   /** True while the card lost power mid-command and was not re-powered. */
   get isMute(): boolean {
     return this.muted;
@@ -191,7 +205,8 @@ export class UkeyCos implements SimCard {
       secret = this.rng.fork("device-secret").bytes(DEVICE_SECRET_BYTES);
       this.deviceSecrets.write(secret);
     }
-    this.vault = this.options.storeEncrypts ? new StoreSealed(secret) : new Vault(secret, this.rng.fork("nonces"));
+    const storeEncrypts = this.options.storeEncrypts ?? this.store instanceof FlashStore;
+    this.vault = storeEncrypts ? new StoreSealed(secret) : new Vault(secret, this.rng.fork("nonces"));
   }
 
   /** A blank store gets the factory records: transport key, no PINs, zero counters. */
@@ -234,13 +249,14 @@ export class UkeyCos implements SimCard {
       return b ? f(b) : undefined;
     };
     const secrets = decodeSecrets(need(RT.SECRETS));
+    const counters = decodeCounters(need(RT.COUNTERS));
     this.data = {
       secrets,
       pins: decodePins(need(RT.PINS)),
-      counters: decodeCounters(need(RT.COUNTERS)),
+      counters,
       taxpayer: opt(RT.TAXPAYER, (b) => decodeLayout(TAXPAYER_LAYOUT, b) as unknown as TaxpayerInfo),
       types: opt(RT.INVOICE_TYPES, (b) => decodeTable(INVOICE_TYPE_LAYOUT, b) as unknown as InvoiceTypeEntry[]),
-      purchases: secrets.loaded & Loaded.PURCHASES ? this.loadPurchases() : undefined,
+      purchases: secrets.loaded & Loaded.PURCHASES ? this.loadPurchases(counters.nextNumbers) : undefined,
       limits: opt(RT.LIMITS, (b) => decodeLayout(LIMITS_LAYOUT, b) as unknown as OfflineLimits),
       certs: Array.from({ length: CERT_SLOTS }, (_, i) => this.read(RT.CERTS, i)),
     };
@@ -248,11 +264,12 @@ export class UkeyCos implements SimCard {
     this.tax.reset();
   }
 
-  private loadPurchases(): PurchaseRecord[] {
+  /** The purchase slots as synced, with the live next numbers from the counters. */
+  private loadPurchases(nextNumbers: readonly number[]): PurchaseRecord[] {
     return Array.from({ length: PURCHASE_LAYOUT.records }, (_, i) => {
       const b = this.read(RT.PURCHASES, i);
       if (!b) throw new SwError(SW.MEMORY_FAILURE, `purchase slot ${i} missing`);
-      return decodeLayout(PURCHASE_LAYOUT, b) as unknown as PurchaseRecord;
+      return withNextNumber(decodeLayout(PURCHASE_LAYOUT, b) as unknown as PurchaseRecord, nextNumbers[i] ?? 0);
     });
   }
 
@@ -286,6 +303,11 @@ export class UkeyCos implements SimCard {
   /** After a commit: the machine re-derives its state when next asked (keeps xstate off the issue path). */
   invalidateMachine(): void {
     this.machineStale = true;
+  }
+
+  /** True when a commit happened since the machine snapshot was last refreshed. */
+  get machineIsStale(): boolean {
+    return this.machineStale;
   }
 
   /** Re-derive the machine state from the persistent state (after a commit or as time passes). */

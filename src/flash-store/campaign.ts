@@ -55,7 +55,11 @@ export function keysOf(txs: readonly (readonly TxOp[])[]): { type: number; id: n
 }
 
 /** Null when `store` shows exactly what `model` holds for `keys` (values, marks, record count); else what differs. */
-export function diffStores(store: RecordStore, model: ModelStore, keys: readonly { type: number; id: number }[]): string | null {
+export function diffStores(store: RecordStore, model: ModelStore, keys: readonly { type: number; id: number }[], storeStats = store.stats()): string | null {
+  // Counts first: cheap, and most "not this model" cases differ there.
+  const sb = model.stats();
+  if (storeStats.records !== sb.records) return `record count ${storeStats.records} != model ${sb.records}`;
+  if (storeStats.reclaimedRecords !== sb.reclaimedRecords) return `reclaimed count ${storeStats.reclaimedRecords} != model ${sb.reclaimedRecords}`;
   for (const { type, id } of keys) {
     const a = store.get(type, id);
     const b = model.get(type, id);
@@ -63,10 +67,6 @@ export function diffStores(store: RecordStore, model: ModelStore, keys: readonly
     if (a && b && !bytesEqual(a, b)) return `${type}/${id}: value differs`;
     if (store.isReclaimable(type, id) !== model.isReclaimable(type, id)) return `${type}/${id}: reclaimable flag differs`;
   }
-  const sa = store.stats();
-  const sb = model.stats();
-  if (sa.records !== sb.records) return `record count ${sa.records} != model ${sb.records}`;
-  if (sa.reclaimedRecords !== sb.reclaimedRecords) return `reclaimed count ${sa.reclaimedRecords} != model ${sb.reclaimedRecords}`;
   return null;
 }
 
@@ -74,6 +74,51 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+export interface RandomScenarioOptions {
+  /** Transactions in the scenario. */
+  txs: number;
+  /** Distinct ids per type (small: ops collide). Default 10. */
+  keys?: number;
+  /** Largest ordinary record. Default 300. */
+  maxBytes?: number;
+  /** Chance that a put is a large (multi-page) record. Default 0.05. */
+  bigChance?: number;
+}
+
+/** Record types a random scenario uses: one critical, two ordinary. */
+export const SCENARIO_TYPES = [0x10, 0x50, 0x51] as const;
+
+/**
+ * A reproducible random scenario: the same seed and options always give the same
+ * transactions, so `replay: seed=S scenario=NAME cut=K` can be rerun anywhere.
+ */
+export function randomScenario(seed: number, options: RandomScenarioOptions): CutScenario {
+  const rng = new Rng(seed, 0x5ce4);
+  const keys = options.keys ?? 10;
+  const maxBytes = options.maxBytes ?? 300;
+  const bigChance = options.bigChance ?? 0.05;
+  const transactions: TxOp[][] = [];
+  for (let t = 0; t < options.txs; t++) {
+    const ops: TxOp[] = [];
+    const n = rng.range(1, 4);
+    for (let j = 0; j < n; j++) {
+      const type = rng.pick(SCENARIO_TYPES);
+      const id = rng.int(keys);
+      const r = rng.int(10);
+      if (r < 6) ops.push({ kind: "put", type, id, value: rng.bytes(rng.float() < bigChance ? rng.range(600, 4096) : rng.int(maxBytes + 1)) });
+      else if (r < 8) ops.push({ kind: "delete", type, id });
+      else ops.push({ kind: "reclaimable", type, id });
+    }
+    transactions.push(ops);
+  }
+  return { name: `random-t${options.txs}-k${keys}-b${maxBytes}-p${bigChance}`, setup: [], transactions };
+}
+
+/** The data key a campaign with this seed uses (tests and `ukeysim flash-campaign` agree on it). */
+export function campaignKey(seed: number): Uint8Array {
+  return new Rng(seed, 0x6b).bytes(16);
 }
 
 export function replayId(seed: number, scenario: string, cut: number): string {
@@ -141,14 +186,18 @@ function checkTorn(torn: NandChip, options: CampaignOptions, cache: DecryptCache
   }
   let matched: ModelStore;
   try {
-    const d1 = diffStores(mounted, before, keys);
+    const stats = mounted.stats();
+    const d1 = diffStores(mounted, before, keys, stats);
     if (d1 === null) matched = before;
     else {
       // "after" may include rollover: the store says how many records it reclaimed.
-      const rolled = mounted.stats().reclaimedRecords - after.stats().reclaimedRecords;
-      const afterRolled = after.clone();
-      if (rolled > 0 && rolled <= afterRolled.stats().reclaimableRecords) afterRolled.reclaimOldest(rolled);
-      const d2 = diffStores(mounted, afterRolled, keys);
+      const rolled = stats.reclaimedRecords - after.stats().reclaimedRecords;
+      let afterRolled = after;
+      if (rolled > 0 && rolled <= after.stats().reclaimableRecords) {
+        afterRolled = after.clone();
+        afterRolled.reclaimOldest(rolled);
+      }
+      const d2 = diffStores(mounted, afterRolled, keys, stats);
       if (d2 !== null) return `neither before (${d1}) nor after (${d2})`;
       matched = afterRolled;
     }

@@ -43,6 +43,12 @@ export const TIME_EXTENSION_INTERVAL_MS = 200;
 /** bError of a time extension: the BWT multiplier asked for. */
 export const TIME_EXTENSION_MULTIPLIER = 1;
 
+/**
+ * Answers the host has not collected yet. A real reader handles one command at a time and
+ * NAKs bulk-OUT until its answer is read; past this many we drop new commands instead.
+ */
+export const MAX_UNREAD_ANSWERS = 16;
+
 /** T=1 protocol data structure (CCID 6.1.7): Fi/Di 0x11, TCCKS 0x10, guard 0, BWI 4 CWI 13, IFSC 254. */
 export const DEFAULT_T1_PARAMETERS = Uint8Array.of(0x11, 0x10, 0x00, 0x4d, 0x00, 0xfe, 0x00);
 
@@ -87,6 +93,8 @@ export class CcidUsbDevice {
     [D.UKEY_INTERRUPT_IN_EP, { messages: [], pending: [] }],
   ]);
   private configuration = 0;
+  /** Commands ignored because the host did not read the answers (see MAX_UNREAD_ANSWERS). */
+  droppedCommands = 0;
   private powered = false;
   private nextRequestId = 1;
   private traceSeq = 0;
@@ -284,6 +292,10 @@ export class CcidUsbDevice {
   }
 
   private handle(m: C.CcidMessage): void {
+    if ((this.endpoints.get(D.UKEY_BULK_IN_EP) as Endpoint).messages.length >= MAX_UNREAD_ANSWERS) {
+      this.droppedCommands++;
+      return;
+    }
     if (m.slot !== 0) return this.fail(m, C.ERR_OFFSET_B_SLOT, C.ICC_STATUS_ABSENT);
     if (m.type === C.PC_TO_RDR_ABORT) return this.abort(m);
     if (this.busy) return this.fail(m, C.ERR_CMD_SLOT_BUSY);

@@ -13,11 +13,15 @@ import { getDescriptorSetup, REQUEST_TYPE_STANDARD_DEVICE_OUT, USB_REQ_SET_CONFI
 export const CCID_DEFAULT_TIMEOUT_MS = 5000;
 export const CONTROL_TIMEOUT_MS = 2000;
 export const SHORT_APDU_MAX_BYTES = 261; // CLA INS P1 P2 Lc 255-data Le
+/** A card may ask for more time, but not for ever: past this many extensions, TIMEOUT. */
+export const MAX_TIME_EXTENSIONS = 1000;
 const SEQ_MODULO = 256;
 
 export interface CcidChannelOptions {
   /** How long one reader answer may take (a time extension restarts the wait). */
   timeoutMs?: number;
+  /** How many time extensions one command may get before TIMEOUT. */
+  maxTimeExtensions?: number;
 }
 
 export class CcidChannel implements ApduChannel {
@@ -25,11 +29,13 @@ export class CcidChannel implements ApduChannel {
   private closed = false;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly timeoutMs: number;
+  private readonly maxTimeExtensions: number;
   private readonly maxMessage: number;
   private readonly level: number;
 
   private constructor(private readonly device: UsbDeviceBackend, readonly iface: D.CcidInterfaceInfo, readonly target: string, options: CcidChannelOptions) {
     this.timeoutMs = options.timeoutMs ?? CCID_DEFAULT_TIMEOUT_MS;
+    this.maxTimeExtensions = options.maxTimeExtensions ?? MAX_TIME_EXTENSIONS;
     this.maxMessage = Math.min(iface.ccid.dwMaxCCIDMessageLength || C.CCID_MAX_MESSAGE_BYTES, C.CCID_MAX_MESSAGE_BYTES);
     this.level = iface.ccid.dwFeatures & D.CCID_FEATURE_LEVEL_MASK;
   }
@@ -138,10 +144,14 @@ export class CcidChannel implements ApduChannel {
   private async command(message: C.CcidMessage): Promise<C.CcidMessage> {
     await this.device.transferOut(this.iface.bulkOut, C.encodeCcid(message), this.timeoutMs);
     const expected = C.responseTypeFor(message.type);
+    let extensions = 0;
     for (;;) {
       const reply = await this.readMessage();
       if (reply.seq !== message.seq) continue; // an answer to an earlier, timed-out command
-      if ((reply.param[0] & C.COMMAND_STATUS_MASK) === C.COMMAND_STATUS_TIME_EXTENSION) continue;
+      if ((reply.param[0] & C.COMMAND_STATUS_MASK) === C.COMMAND_STATUS_TIME_EXTENSION) {
+        if (++extensions > this.maxTimeExtensions) throw new ChannelError("TIMEOUT", `${this.target}: the card asked for more than ${this.maxTimeExtensions} time extensions`);
+        continue;
+      }
       if (reply.type !== expected) throw new ChannelError("PROTOCOL", `${this.target}: expected message 0x${expected.toString(16)}, got 0x${reply.type.toString(16)}`);
       return reply;
     }

@@ -8,6 +8,8 @@ import { ChannelError, type ApduChannel } from "./channel.ts";
 
 export const PCSC_BINDING = "@pokusew/pcsclite";
 export const PCSC_OPEN_TIMEOUT_MS = 5000;
+/** Generous: on-card key generation takes seconds; pcsc-lite itself never gives up. */
+export const PCSC_TRANSMIT_TIMEOUT_MS = 30_000;
 export const PCSC_MAX_RESPONSE_BYTES = 65538;
 const SW_BYTES = 2;
 
@@ -50,6 +52,8 @@ async function loadBinding(): Promise<() => PcscContext> {
 
 export interface PcscChannelOptions {
   timeoutMs?: number;
+  /** How long one transmit may take before TIMEOUT (the reader stays connected). */
+  transmitTimeoutMs?: number;
   /** Exclusive access keeps other PC/SC clients off the card while we hold it. */
   exclusive?: boolean;
 }
@@ -123,8 +127,11 @@ export class PcscChannel implements ApduChannel {
   async transmit(command: Uint8Array): Promise<Uint8Array> {
     this.checkOpen();
     if (!this.reader.connected) throw new ChannelError("NO_CARD", `${this.target}: card is not powered: call powerOn first`);
+    const limit = this.options.transmitTimeoutMs ?? PCSC_TRANSMIT_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new ChannelError("TIMEOUT", `${this.target}: no answer within ${limit} ms`)), limit);
       this.reader.transmit(Buffer.from(command), PCSC_MAX_RESPONSE_BYTES, this.protocol, (error, data) => {
+        clearTimeout(timer);
         if (error) return reject(mapError(this.target, "transmit", error));
         // vpcd reports a card that vanished mid-command as a successful empty answer
         if (data.length < SW_BYTES) return reject(new ChannelError("NO_CARD", `${this.target}: the card answered ${data.length} bytes, no status word (mute or removed)`));

@@ -19,6 +19,8 @@ export const USBIP_DEFAULT_BUSID = "1-1";
 export const USBIP_BUSNUM = 1;
 export const USBIP_DEVNUM = 2;
 const SYSFS_PATH_PREFIX = "/sys/devices/platform/ukeysim/usb1/";
+/** IN URBs a client may leave waiting at once; vhci-hcd keeps a handful. More is abuse. */
+export const MAX_PARKED_URBS = 256;
 
 export interface UsbipServeOptions {
   host?: string;
@@ -176,11 +178,14 @@ class UsbipConnection {
       this.device.bulkOut(c.data);
       return this.reply(c, 0, undefined, c.data.length);
     }
+    if (this.parked.size >= MAX_PARKED_URBS) throw new Error(`more than ${MAX_PARKED_URBS} IN URBs waiting`);
+    let done = false;
     const id = this.device.submitIn(address, c.transferBufferLength, (data) => {
+      done = true;
       this.parked.delete(c.seqnum);
       this.reply(c, 0, data);
     });
-    this.parked.set(c.seqnum, id);
+    if (!done) this.parked.set(c.seqnum, id); // an answer already waiting completes at once
   }
 
   private control(c: U.CmdSubmit): void {

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseScriptLine } from "../../src/cli/apdu.ts";
+import { needTools } from "../support/tools.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const cli = (args: string[], input?: string) => spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/main.ts"), ...args], { cwd: ROOT, encoding: "utf8", input, timeout: 60_000 });
@@ -30,6 +31,13 @@ describe("ukeysim personalize + apdu on an image", () => {
       const summary = JSON.parse(p.stdout.trim().split("\n").pop() as string);
       expect(summary.taxpayerId).toBe("91370100MA3C123456");
       expect(existsSync(join(dir, "certs", "device.pem"))).toBe(true);
+      if (needTools("openssl")) {
+        // OpenSSL 3.0 takes the SM2 distinguishing ID only for the certificate being verified: one link at a time
+        const v = (ca: string, cert: string, partial: boolean) =>
+          spawnSync("openssl", ["verify", "-vfyopt", "distid:1234567812345678", ...(partial ? ["-partial_chain"] : []), "-CAfile", join(dir, "certs", ca), join(dir, "certs", cert)], { encoding: "utf8" });
+        expect(v("root.pem", "intermediate.pem", false).stdout).toContain(": OK");
+        expect(v("intermediate.pem", "device.pem", true).stdout).toContain(": OK");
+      }
       expect(cli(["personalize", "--image", img]).status).not.toBe(0); // refuses to overwrite
       const script = [
         "00A404000CA000000886544158554B4559 # select",

@@ -32,7 +32,7 @@ describe("ukeysim serve", () => {
     const trace = join(dir, "trace.jsonl");
     const port = await freePort();
     const program = new Command().exitOverride();
-    registerServe(program, () => new TestCard());
+    registerServe(program, () => ({ card: new TestCard(), close: () => undefined }));
     const log = vi.spyOn(console, "log").mockImplementation(() => undefined);
     const running = program.parseAsync(["serve", "--image", "key.img", "--usbip", `127.0.0.1:${port}`, "--trace", trace], { from: "user" });
     try {
@@ -58,4 +58,30 @@ describe("ukeysim serve", () => {
     await expect(startServing(new TestCard(), { image: "x", usbip: { host: "127.0.0.1", port }, serial: "/dev/ukeysim-none" })).rejects.toMatchObject({ code: "UNAVAILABLE" });
     await expect(listUsbipDevices("127.0.0.1", port, 500)).rejects.toMatchObject({ code: "UNAVAILABLE" });
   });
+});
+
+describe("ukeysim serve as a process", () => {
+  it("serves the chip OS (--image memory) and exits 0 on SIGTERM", async () => {
+    const { spawn } = await import("node:child_process");
+    const port = await freePort();
+    const root = join(import.meta.dirname, "../..");
+    const child = spawn(process.execPath, ["--import", "tsx", join(root, "src/cli/main.ts"), "serve", "--image", "memory", "--usbip", `127.0.0.1:${port}`], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    try {
+      await vi.waitFor(() => expect(out).toMatch(/usbip:\/\/127\.0\.0\.1:\d+\/1-1/), { timeout: 20_000, interval: 100 });
+      const channel = await openChannel(`usbip://127.0.0.1:${port}/1-1`);
+      const atr = await channel.powerOn();
+      expect(atr[0]).toBe(0x3b);
+      const select = await channel.transmit(Uint8Array.of(0x00, 0xa4, 0x04, 0x00, 0x00));
+      expect(select.length).toBeGreaterThanOrEqual(2);
+      await channel.close();
+    } finally {
+      child.kill("SIGTERM");
+    }
+    const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+    expect(out).toMatch(/SIGTERM, shutting down/);
+    expect(code).toBe(0);
+  }, 40_000);
 });

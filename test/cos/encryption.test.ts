@@ -70,3 +70,30 @@ describe("the NAND image of a used Ukey", () => {
     }
   });
 });
+
+describe("createUkey({ image })", () => {
+  it("keeps a card in an image file across card objects, and close() releases it", async () => {
+    const { createUkey } = await import("../../src/cos/index.ts");
+    const { Rng, VirtualClock } = await import("../../src/sim/index.ts");
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const { tmpdir } = await import("node:os");
+    const { SMALL_GEOMETRY } = await import("../../src/flash-store/index.ts");
+    const dir = mkdtempSync(join(tmpdir(), "ukeysim-img-"));
+    try {
+      const image = join(dir, "k.img");
+      const clock = new VirtualClock();
+      const a = createUkey({ image, create: true, geometry: { ...SMALL_GEOMETRY, blocks: 64 }, clock, rng: new Rng(1) });
+      a.powerOn();
+      const serial = a.serial;
+      a.close();
+      const b = createUkey({ image, clock, rng: new Rng(2) });
+      b.powerOn();
+      expect(b.serial).toBe(serial);
+      expect(raw({ card: b } as never, new Uint8Array([0, 0xa4, 4, 0, 12, 0xa0, 0, 0, 8, 0x86, 0x54, 0x41, 0x58, 0x55, 0x4b, 0x45, 0x59])).sw).toBe(SW.OK);
+      b.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

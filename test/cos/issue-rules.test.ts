@@ -158,3 +158,16 @@ describe("each limit at its boundary", () => {
     void x;
   });
 });
+
+describe("invoice size", () => {
+  it("an invoice too large for a flash record is refused as a length error and changes nothing", async () => {
+    const r = blankCard(26);
+    await personalize(r, { ...PROFILE, invoiceTypes: [{ ...PROFILE.invoiceTypes[0]!, maxLines: 0 }] });
+    await login(r);
+    const line = { name: "名".repeat(66), unit: "件".repeat(66), quantityMilli: 1000, unitPriceFen: 1, amountFen: 1, taxRatePermille: 0, taxFen: 0 };
+    const big = draft({ lines: Array.from({ length: 12 }, () => line), totalAmountFen: 12, totalTaxFen: 0 });
+    expect(await swOf(issue(r, big))).toBe(E.LENGTH);
+    expect(r.card.data.counters.invoiceSeq).toBe(0);
+    expect(await swOf(issue(r, draft({}, 100)))).toBe(0);
+  });
+});

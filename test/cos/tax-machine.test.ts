@@ -8,7 +8,7 @@ import { readyCard, issue, draft, cmd, bureau, PROFILE } from "./helpers.ts";
 type Ctx = Parameters<typeof lockReason>[0];
 const baseCtx = (): Ctx => ({
   now: 1000, clockOk: true, limits: { ...PROFILE.limits, validUntil: 10_000, validDays: 3 },
-  counters: { invoiceSeq: 0, eventSeq: 0, confirmedThrough: 0, pendingCount: 0, offlineCount: 0, offlineAmountFen: 0, issuedTotal: 0, lastOnlineAt: 900, signCount: 0, lastEventAt: 0 },
+  counters: { invoiceSeq: 0, eventSeq: 0, confirmedThrough: 0, pendingCount: 0, offlineCount: 0, offlineAmountFen: 0, issuedTotal: 0, lastOnlineAt: 900, signCount: 0, lastEventAt: 0, nextNumbers: new Array(10).fill(0) },
   certPresent: true, certNotAfter: 1e9, certRevoked: false, signLimit: 1_000_000, verdict: 0,
 });
 

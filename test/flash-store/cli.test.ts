@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
+import { registerFlashCampaign } from "../../src/cli/flash-campaign.ts";
 import { registerFlashDemo } from "../../src/cli/flash-demo.ts";
 import { registerInspect } from "../../src/cli/inspect.ts";
 import { createImage, FlashStore } from "../../src/flash-store/index.ts";
@@ -40,6 +41,13 @@ describe("cli", () => {
     expect(json.store.records).toBe(2);
     expect(json.geometry).toEqual(TINY);
     expect(JSON.stringify(json)).not.toMatch(/SECRET/);
+  });
+
+  it("flash-campaign runs a small campaign and prints how to replay it", async () => {
+    const text = await run(registerFlashCampaign, ["flash-campaign", "--seed", "3", "--txs", "15", "--no-resume"]);
+    expect(text).toMatch(/cut points .* 0 failures/);
+    expect(text).toMatch(/replay: ukeysim flash-campaign --seed 3 --txs 15 --keys 10 --big-chance 0.05 --geometry tiny --no-resume/);
+    await expect(run(registerFlashCampaign, ["flash-campaign", "--shard", "2/2"])).rejects.toThrow(/shard/);
   });
 
   it("flash-demo shows an all-or-nothing transaction and how to replay", async () => {

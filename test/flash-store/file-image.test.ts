@@ -100,7 +100,7 @@ describe("file image", () => {
 });
 
 describe("SIGKILL of a writer process", () => {
-  const KILLS = process.env.UKEYSIM_LONG ? 60 : 12;
+  const KILLS = process.env.UKEYSIM_LONG ? 60 : 8;
   const writer = join(import.meta.dirname, "fixtures", "writer.ts");
 
   function runUntilKilled(path: string, afterMs: number): Promise<{ lastDone: number; lastBegin: number; ready: number }> {
@@ -117,7 +117,7 @@ describe("SIGKILL of a writer process", () => {
         }
       });
       child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-      child.on("exit", (code, signal) => {
+      child.on("close", (code, signal) => { // "close": stdout fully read (exit can come first)
         if (signal !== "SIGKILL") return reject(new Error(`writer exited ${code}: ${err}`));
         const ready = Number(/READY (\d+)/.exec(out)?.[1] ?? NaN);
         const dones = [...out.matchAll(/DONE (\d+)/g)].map((m) => Number(m[1]));
@@ -146,5 +146,5 @@ describe("SIGKILL of a writer process", () => {
       total = n;
     }
     expect(total).toBeGreaterThanOrEqual(KILLS); // every run committed at least one transaction
-  }, 120_000);
+  }, process.env.UKEYSIM_LONG ? 0 : 120_000);
 });

@@ -5,8 +5,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import {
-  runHil, runCampaign, mergeCampaignResults, parseShard, cutTrace, scenarioByName, replayTrace, parseTrace, oldOrNew, writeReports, parseIssuerKeys, openTarget,
+  runHil, runCampaign, mergeCampaignResults, parseShard, cutTrace, scenarioByName, replayTrace, parseTrace, oldOrNew, writeReports, parseIssuerKeys, openTarget, draft,
+  type Scenario,
 } from "../../hil/index.ts";
+import { issue } from "../../hil/ukey-ops.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const MAIN = join(ROOT, "src/cli/main.ts");
@@ -52,6 +54,25 @@ describe("hil run on sim:memory", () => {
     expect(report.results.map((r) => [r.name, r.status, r.message])).toEqual([["in-process target vs reference model", "pass", undefined]]);
   });
 
+  it("sim:IMAGE keeps the card across runs: the second run logs in instead of personalizing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "hil-img-"));
+    try {
+      const image = join(dir, "ukey.img");
+      const first = await runHil({ target: `sim:${image}`, suites: ["conformance", "tax-rules"], seed: 3, quick: true });
+      expect(first.report.results.filter((r) => r.status === "fail" || r.status === "error")).toEqual([]);
+      expect(first.report.results.filter((r) => r.status === "skip").map((r) => r.name).sort()).toEqual([
+        "offline window: 3 days allowed, 1 s later refused; bureau contact reopens it", "secure clock: a rolled-back time source stops issuing",
+      ]);
+      const second = await runHil({ target: `sim:${image}`, suites: ["conformance"], seed: 3, quick: true });
+      expect(second.report.results.every((r) => r.status === "pass")).toBe(true);
+      const setPins = (t: typeof first.trace) => t.events.filter((e) => e.kind === "apdu" && e.command.startsWith("84e6")).length;
+      expect(setPins(first.trace)).toBeGreaterThan(0);
+      expect(setPins(second.trace)).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("refuses bad targets, suites and issuer-key files with clear errors", async () => {
     await expect(runHil({ target: "sim:memory", suites: ["nope"], seed: 1 })).rejects.toThrow(/unknown suite "nope"/);
     await expect(openTarget("sim:", { seed: 1 })).rejects.toThrow(/sim:memory or sim:PATH/);
@@ -83,6 +104,24 @@ describe("power-cut campaign", () => {
     expect(full.fastVerdicts).toBe(0);
     expect(full.cutPoints).toBe(fast.cutPoints);
     expect([fast.failures.length, full.failures.length]).toEqual([0, 0]);
+  });
+
+  it("catches a step that is not atomic (two commits in one step) and saves a replayable minimal trace", async () => {
+    const twoInOne: Scenario = {
+      name: "two-issues-in-one-step", description: "a deliberately non-atomic step",
+      watch: (k) => [0, 1].map((i) => ({ code: k.profile.purchases[0]!.invoiceCode, number: k.profile.purchases[0]!.startNumber + i })),
+      steps: () => [{ name: "two", run: async (c) => { await issue(c.send, draft(c.keys.profile, {}, 100)); await issue(c.send, draft(c.keys.profile, {}, 100)); } }],
+    };
+    const r = await runCampaign({ seed: 8, customScenarios: [twoInOne] });
+    expect(r.failures.length).toBeGreaterThan(0);
+    const f = r.failures[0]!;
+    expect(f.reason).toMatch(/neither the state before the step nor the one after/);
+    expect(f.replay).toMatch(/--seed 8 --scenario two-issues-in-one-step .*--only \d+/);
+    const events = parseTrace(f.trace!);
+    expect(events.some((e) => e.kind === "fault")).toBe(true);
+    expect(events.at(-1)).toMatchObject({ kind: "end", ok: false });
+    const again = await cutTrace(8, twoInOne, f.cut, undefined);
+    expect(again.toJsonLines()).toBe(f.trace);
   });
 
   it("the judge tells a lost invoice or a regained PIN try from old-or-new", () => {

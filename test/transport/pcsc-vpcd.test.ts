@@ -15,6 +15,13 @@ import { IN_CI, needTools } from "../support/tools.ts";
 import { otherPcscdRunning, startPcscd, VPCD_DRIVER, VPCD_READER, vpcdAddress, type Pcscd } from "./support/pcscd.ts";
 import { apdu, runScenario } from "./support/scenario.ts";
 import { INS_ECHO, INS_MUTE, TestCard, hexOf } from "./support/test-card.ts";
+import { UkeyClient } from "../../src/host/index.ts";
+import { decodeInvoice } from "../../src/tax/index.ts";
+import { openChannel } from "../../src/transport/index.ts";
+import { draft, PROFILE, readyCard } from "../cos/helpers.ts";
+
+/** vpcd's second reader (CHANNELID + 1) carries the real chip OS. */
+const COS_READER = "Virtual PCD 00 01";
 
 function ready(): boolean {
   if (!needTools("pcscd", "scriptor", "opensc-tool")) return false;
@@ -45,18 +52,39 @@ async function runWithCard(cmd: string, args: string[]): Promise<string> {
 describe.skipIf(!ok)("pcscd + vpcd with our card", () => {
   let pcscd: Pcscd;
   let vpcd: VpcdHandle;
+  let cosVpcd: VpcdHandle;
   const card = new TestCard();
 
   beforeAll(async () => {
     pcscd = await startPcscd();
     vpcd = await serveVpcd(card, { host: vpcdAddress(), port: pcscd.port, reconnectDelayMs: 100 });
+    const rig = await readyCard();
+    rig.clock.advance(3_600_000);
+    rig.card.powerOff();
+    cosVpcd = await serveVpcd(rig.card, { host: vpcdAddress(), port: pcscd.port + 1, reconnectDelayMs: 100 });
     await vpcd.connected();
+    await cosVpcd.connected();
   }, 30_000);
 
   afterAll(async () => {
     await vpcd?.close();
+    await cosVpcd?.close();
     await pcscd?.stop();
   });
+
+  it("the chip OS through pcscd: select, PIN, issue an invoice, read it back (UkeyClient on pcsc:)", async () => {
+    const channel = await openChannel(`pcsc:${COS_READER}`);
+    const client = new UkeyClient(channel);
+    await client.connect();
+    await client.verifyPin(PROFILE.userPin);
+    const issued = await client.issue(draft({ buyerName: "丁公司 vpcd" }));
+    const invoice = decodeInvoice(issued.invoice);
+    const stored = await client.readInvoice(invoice.invoiceCode, invoice.invoiceNumber);
+    expect(hexOf(stored.issued.invoice)).toBe(hexOf(issued.invoice));
+    expect(hexOf(stored.issued.signature)).toBe(hexOf(issued.signature));
+    await client.disconnect();
+    await channel.close();
+  }, 30_000);
 
   it("scriptor (pcsc-tools) selects and exchanges APDUs", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ukeysim-scriptor-"));

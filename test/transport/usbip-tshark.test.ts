@@ -13,10 +13,9 @@ import { serveUsbip } from "../../src/transport/usbip-server.ts";
 import { needTools } from "../support/tools.ts";
 import { runScenario } from "./support/scenario.ts";
 import { TestCard } from "./support/test-card.ts";
+import { TSHARK_DECODE_AS } from "./support/tshark.ts";
 
 const CAPTURE_START_TIMEOUT_MS = 15_000;
-/** Wireshark 4.0 maps bulk endpoints to a class only when told: by VID:PID, then APDUs as ISO 7816. */
-export const TSHARK_DECODE_AS = ["-d", "usb.product==0x12090001,usbccid", "-d", "usbccid.subdissector,iso7816"];
 
 function run(cmd: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => execFile(cmd, args, { maxBuffer: 16 << 20 }, (e, out, err) => (e ? reject(new Error(`${cmd}: ${err || e.message}`)) : resolve(out))));

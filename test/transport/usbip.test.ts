@@ -75,6 +75,15 @@ describe("USB/IP: userspace client -> server -> CCID -> card", () => {
     await channel.close();
   });
 
+  it("a card that keeps asking for time gets TIMEOUT after maxTimeExtensions", async () => {
+    const server = await start(new TestCard(), { cardLatencyMs: () => 5000, timeExtensionIntervalMs: 10 });
+    const device = await importUsbipDevice(server.host, server.port, "1-1");
+    const channel = await CcidChannel.open(device, server.target, { timeoutMs: 1000, maxTimeExtensions: 5 });
+    await channel.powerOn();
+    await expect(channel.transmit(apdu(0x80, INS_ECHO, 0, 0, Uint8Array.of(1)))).rejects.toThrow(/more than 5 time extensions/);
+    await channel.close();
+  });
+
   it("a reader that never answers times out, the URB is unlinked, and the channel recovers", async () => {
     const server = await start(new TestCard(), { cardLatencyMs: (a: Uint8Array) => (a[2] === 0xff ? 400 : 0), timeExtensionIntervalMs: 10_000 });
     const channel = await open(server, 150);
@@ -137,5 +146,45 @@ describe("USB/IP against the real usbip tool", () => {
     expect(result.stdout).toMatch(/1209:0001/);
     expect(result.stdout).toMatch(/Smart Card|0b\/00\/00/i);
     expect(result.status).toBe(0);
+  });
+});
+
+describe("USB/IP server limits", () => {
+  it("drops a client that parks too many IN URBs", async () => {
+    const { MAX_PARKED_URBS } = await import("../../src/transport/usbip-server.ts");
+    const U = await import("../../src/transport/usbip-codec.ts");
+    const server = await serveUsbip(new TestCard(), { port: 0 });
+    try {
+      const socket = connect(server.port, server.host);
+      await new Promise((r) => socket.once("connect", r));
+      socket.write(U.encodeOpReqImport("1-1"));
+      socket.write(U.encodeCmdSubmit({ seqnum: 1, devid: 0x10002, direction: 0, ep: 0, transferFlags: 0, transferBufferLength: 0, startFrame: 0, numberOfPackets: 0, interval: 0, setup: { bmRequestType: 0, bRequest: 9, wValue: 1, wIndex: 0, wLength: 0 }, data: new Uint8Array(0) }));
+      const closed = new Promise((r) => socket.once("close", r));
+      socket.on("error", () => undefined);
+      for (let i = 0; i < MAX_PARKED_URBS + 2; i++) {
+        socket.write(U.encodeCmdSubmit({ seqnum: 10 + i, devid: 0x10002, direction: 1, ep: 2, transferFlags: 0, transferBufferLength: 64, startFrame: 0, numberOfPackets: 0, interval: 0, setup: U.NO_SETUP, data: new Uint8Array(0) }));
+      }
+      socket.resume(); // read the replies, or 'close' never comes
+      await closed;
+      const channel = await open(server);
+      await channel.powerOn();
+      await channel.close();
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("USB/IP server bookkeeping", () => {
+  it("IN URBs answered at once are not counted as parked (600 exchanges)", async () => {
+    const server = await serveUsbip(new TestCard(), { port: 0 });
+    try {
+      const channel = await open(server);
+      await channel.powerOn();
+      for (let i = 0; i < 600; i++) expect(hexOf(await channel.transmit(apdu(0x80, INS_ECHO, 0, 0, Uint8Array.of(i & 0xff))))).toBe(`${(i & 0xff).toString(16).padStart(2, "0")}9000`);
+      await channel.close();
+    } finally {
+      await server.close();
+    }
   });
 });
