@@ -76,12 +76,14 @@ export interface RigOptions {
   issuer?: Partial<IssuerOptions>;
   dbPath?: string;
   login?: boolean;
+  /** Secure storage of the in-process Ukey (ModelStore capacity), for rollover tests. */
+  capacityBytes?: number;
 }
 
 export async function newRig(o: RigOptions = {}): Promise<Rig> {
   const clock = new VirtualClock(ISSUE_TIME_MS);
   const bureau = await newBureau(clock, o.faults);
-  const store = new ModelStore();
+  const store = new ModelStore(o.capacityBytes);
   const card = createUkey({ store, clock, rng: new Rng(11), serial: SERIAL });
   const channel = new InProcessChannel(card);
   const client = new UkeyClient(channel);
