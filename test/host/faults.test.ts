@@ -4,7 +4,7 @@
  * printed that the Ukey did not commit); malformed input and bureau answers change nothing.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { E, formatInvoiceNumber, INS } from "../../src/tax/index.ts";
+import { E, formatInvoiceNumber, INS, FACTORY_ISSUER_KEY } from "../../src/tax/index.ts";
 import { ChannelError, type ApduChannel } from "../../src/transport/index.ts";
 import {
   BureauHttp, BureauHttpError, HostError, OfflineIssuer, UkeyClient, UkeyError, parseInvoiceInput, parseInvoiceJson, LocalIssuerAgent,
@@ -379,6 +379,20 @@ describe("Ukey client errors", () => {
     expect(await rig.client.getTaxpayer().catch((x: unknown) => x)).toMatchObject({ code: E.NEED_AUTH, sw: 0x6982 });
     expect((await rig.client.getSecureTime()).clockState).toBe(1);
     expect((await rig.client.exportPublicKey()).length).toBe(65);
+    expect(await rig.client.sign(Uint8Array.of(1, 2, 3)).catch((x: unknown) => x)).toMatchObject({ code: E.NEED_AUTH });
+    await rig.client.verifyPin(PROFILE.userPin);
+    const { sm2VerifyStrict } = await import("../../src/crypto/index.ts");
+    expect(sm2VerifyStrict(await rig.client.exportPublicKey(), Uint8Array.of(1, 2, 3), await rig.client.sign(Uint8Array.of(1, 2, 3)))).toBe(true);
+    await rig.client.changePin(PROFILE.userPin, "24681357");
+    expect(await rig.client.verifyPin(PROFILE.userPin).catch((x: unknown) => x)).toMatchObject({ code: E.PIN_ERROR, tries: 5 });
+    expect(await rig.client.pinState()).toMatchObject({ verified: false, locked: false, triesLeft: 5 });
+    await rig.client.unblockPin(PROFILE.soPin, "13572468");
+    await rig.client.verifyPin("13572468");
+    expect(await rig.client.pinState()).toMatchObject({ verified: true });
+    expect(await rig.client.bureauSession(FACTORY_ISSUER_KEY).catch((x: unknown) => x)).toMatchObject({ code: E.MAC, sw: 0x6988 });
+    const { deriveCardKey } = await import("../../src/tax/index.ts");
+    const session = await rig.client.bureauSession(deriveCardKey(PROFILE.bureauMasterKey, "UK00000000000001"));
+    expect(await rig.client.setClock(session, 1).catch((x: unknown) => x)).toMatchObject({ code: E.STATE, sw: 0x6985 });
   });
 });
 
