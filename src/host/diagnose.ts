@@ -360,6 +360,7 @@ async function tlsCheck(ctx: Ctx, timeout: number): Promise<void> {
 async function certificateChecks(ctx: Ctx): Promise<void> {
   if (!ctx.client) return put(ctx, "cert.chain", "SKIP", "no Ukey");
   if (!ctx.http) return put(ctx, "cert.chain", "SKIP", "the server is not reachable over verified HTTPS (see the network checks)");
+  if (ctx.results.get("http.health")?.status !== "PASS") return put(ctx, "cert.chain", "SKIP", "the server is not healthy (see http.health): its CA certificates and CRL cannot be fetched");
   let root: CertificateInfo;
   let intermediate: CertificateInfo;
   let crl: CrlInfo;
@@ -379,10 +380,9 @@ async function certificateChecks(ctx: Ctx): Promise<void> {
   }
   let intermediates = [intermediate];
   try {
-    const onCard = parseCertificate(await ctx.client.readCert(1));
-    intermediates = [onCard];
-  } catch (error) {
-    if (!isUkeyError(error, E.DATA_NOT_EXIST)) throw error;
+    intermediates = [parseCertificate(await ctx.client.readCert(1))];
+  } catch {
+    // no (readable) intermediate on the Ukey: the bureau's own is the one to check against
   }
   const detail: Record<string, unknown> = { crlNumber: crl.crlNumber, crlThisUpdate: iso(crl.thisUpdate), crlNextUpdate: crl.nextUpdate === undefined ? null : iso(crl.nextUpdate) };
   const r = verifyChain({ roots: [root], intermediates, leaf, at: ctx.now, crls: [crl] });

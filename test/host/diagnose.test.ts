@@ -73,6 +73,8 @@ describe("diagnose", () => {
     expect(check(d, "net.tls").status).toBe("PASS");
     expect(check(d, "http.health").status).toBe("FAIL");
     expect(check(d, "http.health").cause).toContain("502");
+    expect(check(d, "cert.chain").status).toBe("SKIP");
+    expect(check(d, "ukey.present").status).toBe("PASS");
   });
 
   it("slow server -> http.health timeout", async () => {
