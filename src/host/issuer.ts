@@ -638,6 +638,23 @@ export class OfflineIssuer {
     return report;
   }
 
+  /**
+   * The paper's "on reconnection, upload automatically": when the bureau answers /health,
+   * upload everything pending; when it does not, say why and change nothing. Network and
+   * server failures are reported, not thrown (the caller goes on working offline).
+   */
+  async uploadIfOnline(): Promise<UploadReport | { offline: string }> {
+    const bureau = this.options.bureau;
+    if (!bureau) return { offline: "no bureau configured" };
+    try {
+      await bureau.get("/health");
+      return await this.upload();
+    } catch (error) {
+      if (error instanceof BureauHttpError) return { offline: error.message };
+      throw error;
+    }
+  }
+
   /** Relay the bureau's EXTERNAL AUTHENTICATE + CONFIRM UPLOAD; the agent stands in when the bureau sent none. */
   private async relayConfirmation(messages: Uint8Array[], through: number): Promise<void> {
     let last: Uint8Array = new Uint8Array(0);

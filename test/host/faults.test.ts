@@ -152,6 +152,18 @@ describe("upload under network faults", () => {
     expect((await issuer.status()).pendingOnUkey).toBe(1);
   });
 
+  it("upload on reconnection: offline while the bureau is down, everything uploaded once it answers", async () => {
+    rig = await newRig({ issuer: { retry: { attempts: 1 } } });
+    await issueMany(rig, 3);
+    await rig.bureau.setFaults({ refuseConnections: true });
+    const offline = await rig.issuer.uploadIfOnline();
+    expect(offline).toMatchObject({ offline: expect.stringContaining("ECONNREFUSED") });
+    expect((await rig.issuer.status()).pendingOnUkey).toBe(3);
+    await rig.bureau.setFaults({ refuseConnections: false });
+    expect(await rig.issuer.uploadIfOnline()).toMatchObject({ uploaded: 3 });
+    assertExactlyOnce(rig);
+  });
+
   it("TLS errors are not retried and change nothing", async () => {
     rig = await newRig();
     await issueMany(rig, 2);
