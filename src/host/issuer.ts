@@ -31,7 +31,6 @@ import { checkPassword } from "./password.ts";
 import { renderInvoiceHtml } from "./print.ts";
 
 export const DEFAULT_RETRY = { attempts: 6, baseDelayMs: 200, maxDelayMs: 5_000 } as const;
-const MS_PER_SECOND = 1000;
 const MAX_ADOPT_ROUNDS = 100_000;
 
 /** StoredInvoice.uploaded bit: the bureau's confirmation of the issue event reached the Ukey. */
@@ -704,11 +703,6 @@ export class OfflineIssuer {
       pendingOnUkey: status.pendingCount, pendingInDb: this.db.countPendingUpload(), offlineCount: status.offlineCount,
       offlineAmountFen: status.offlineAmountFen, windowEndsAt: status.windowEndsAt, state: status.state,
     };
-  }
-
-  /** Issue time of an invoice in ms (the card's secure clock), for displays. */
-  static issuedAtMs(row: InvoiceRow): number {
-    return row.issuedAt * MS_PER_SECOND;
   }
 }
 
