@@ -20,6 +20,8 @@ export interface ServedCard {
   card: SimCard;
   /** Release what backs the card (the image file). */
   close(): void;
+  /** True when the card writes its own APDU and power events to the trace (the chip OS does). */
+  traces?: boolean;
 }
 
 export type CardFactory = (image: string, trace: TraceSink, seed: number) => ServedCard | Promise<ServedCard>;
@@ -43,9 +45,9 @@ export interface Serving {
 
 export const cardFromImage: CardFactory = (image, trace, seed) => {
   const rng = new Rng(seed);
-  if (image === MEMORY_IMAGE) return { card: createUkey({ store: new ModelStore(), clock: WALL_CLOCK, rng, trace }), close: () => undefined };
+  if (image === MEMORY_IMAGE) return { card: createUkey({ store: new ModelStore(), clock: WALL_CLOCK, rng, trace }), close: () => undefined, traces: true };
   const ukey = openUkeyImage({ path: image, clock: WALL_CLOCK, rng, trace });
-  return { card: ukey.card, close: () => ukey.chip.close() };
+  return { card: ukey.card, close: () => ukey.chip.close(), traces: true };
 };
 
 /** "[HOST:]PORT" or "HOST:PORT" into parts. */
@@ -119,7 +121,8 @@ export function registerServe(program: Command, makeCard: CardFactory = cardFrom
       const card = served.card;
       let serving: Serving;
       try {
-        serving = await startServing(card, options, trace);
+        // The chip OS writes the APDU and power events itself; the transports would repeat them.
+        serving = await startServing(card, options, served.traces ? NULL_TRACE : trace);
       } catch (error) {
         served.close();
         throw error;

@@ -1,15 +1,28 @@
-/** Opening a serial port (real or pty) with @serialport/stream + @serialport/bindings-cpp. */
-import { autoDetect } from "@serialport/bindings-cpp";
-import { SerialPortStream } from "@serialport/stream";
+/**
+ * Opening a serial port (real or pty) with @serialport/stream + @serialport/bindings-cpp.
+ * The native binding loads on first use, so importing src/transport never depends on it.
+ */
+import type { AutoDetectTypes } from "@serialport/bindings-cpp";
+import type { SerialPortStream } from "@serialport/stream";
 import { ChannelError } from "./channel.ts";
 
 export type SerialPort = SerialPortStream;
 
-export function openSerialPort(path: string, baudRate: number): Promise<SerialPort> {
+async function loadSerialport(): Promise<{ Stream: typeof SerialPortStream; binding: AutoDetectTypes }> {
+  try {
+    const [{ SerialPortStream: Stream }, { autoDetect }] = await Promise.all([import("@serialport/stream"), import("@serialport/bindings-cpp")]);
+    return { Stream, binding: autoDetect() };
+  } catch (error) {
+    throw new ChannelError("UNAVAILABLE", `serial support (@serialport/bindings-cpp) cannot load: ${(error as Error).message}`);
+  }
+}
+
+export async function openSerialPort(path: string, baudRate: number): Promise<SerialPort> {
+  const { Stream, binding } = await loadSerialport();
   return new Promise((resolve, reject) => {
     let port: SerialPortStream;
     try {
-      port = new SerialPortStream({ binding: autoDetect(), path, baudRate, autoOpen: false });
+      port = new Stream({ binding, path, baudRate, autoOpen: false });
     } catch (error) {
       reject(new ChannelError("BAD_TARGET", `serial port ${path}: ${(error as Error).message}`));
       return;

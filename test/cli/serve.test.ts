@@ -85,3 +85,31 @@ describe("ukeysim serve as a process", () => {
     expect(code).toBe(0);
   }, 40_000);
 });
+
+describe("ukeysim serve traces", () => {
+  it("with the chip OS, each APDU appears once in the trace (the COS writes it, not the transport)", async () => {
+    const { spawn } = await import("node:child_process");
+    const dir = mkdtempSync(join(tmpdir(), "ukeysim-serve-trace-"));
+    const trace = join(dir, "trace.jsonl");
+    const port = await freePort();
+    const root = join(import.meta.dirname, "../..");
+    const child = spawn(process.execPath, ["--import", "tsx", join(root, "src/cli/main.ts"), "serve", "--image", "memory", "--usbip", `127.0.0.1:${port}`, "--trace", trace], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    try {
+      await vi.waitFor(() => expect(out).toMatch(/usbip:\/\//), { timeout: 20_000, interval: 100 });
+      const channel = await openChannel(`usbip://127.0.0.1:${port}/1-1`);
+      await channel.powerOn();
+      await channel.transmit(Uint8Array.of(0x00, 0xa4, 0x04, 0x00, 0x00));
+      await channel.transmit(Uint8Array.of(0x00, 0x84, 0x00, 0x00, 0x08));
+      await channel.close();
+    } finally {
+      child.kill("SIGTERM");
+    }
+    await new Promise((resolve) => child.once("exit", resolve));
+    const events = readFileSync(trace, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { kind: string; command?: string });
+    const apdus = events.filter((e) => e.kind === "apdu").map((e) => e.command);
+    expect(apdus).toEqual(["00a4040000", "0084000008"]);
+    rmSync(dir, { recursive: true, force: true });
+  }, 40_000);
+});

@@ -102,7 +102,7 @@ describe("serial over a socat pty pair", () => {
   it.skipIf(!ok)("reports a mute card, recovers on power-on, and times out on a silent line", async () => {
     pty = await startPtyPair();
     device = await serveSerial(new TestCard(), { path: pty.a });
-    channel = await SerialChannel.open(pty.b, { timeoutMs: 500 });
+    channel = await SerialChannel.open(pty.b, { timeoutMs: 1500 });
     await channel.powerOn();
     await expect(channel.transmit(Uint8Array.of(0x80, INS_MUTE, 0, 0))).rejects.toMatchObject({ code: "NO_CARD" });
     await channel.powerOn();

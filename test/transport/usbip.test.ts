@@ -68,8 +68,8 @@ describe("USB/IP: userspace client -> server -> CCID -> card", () => {
   });
 
   it("a slow card answers after time extensions (bStatus 0x80) and the driver waits through them", async () => {
-    const server = await start(new TestCard(), { cardLatencyMs: () => 250, timeExtensionIntervalMs: 40 });
-    const channel = await open(server, 150); // shorter than the card: only the extensions keep it alive
+    const server = await start(new TestCard(), { cardLatencyMs: () => 1500, timeExtensionIntervalMs: 100 });
+    const channel = await open(server, 700); // shorter than the card: only the extensions keep it alive
     await channel.powerOn();
     expect(hexOf(await channel.transmit(apdu(0x80, INS_ECHO, 0, 0, Uint8Array.of(7))))).toBe("079000");
     await channel.close();
@@ -85,11 +85,11 @@ describe("USB/IP: userspace client -> server -> CCID -> card", () => {
   });
 
   it("a reader that never answers times out, the URB is unlinked, and the channel recovers", async () => {
-    const server = await start(new TestCard(), { cardLatencyMs: (a: Uint8Array) => (a[2] === 0xff ? 400 : 0), timeExtensionIntervalMs: 10_000 });
-    const channel = await open(server, 150);
+    const server = await start(new TestCard(), { cardLatencyMs: (a: Uint8Array) => (a[2] === 0xff ? 1200 : 0), timeExtensionIntervalMs: 10_000 });
+    const channel = await open(server, 500);
     await channel.powerOn();
     await expect(channel.transmit(apdu(0x80, INS_ECHO, 0xff, 0, Uint8Array.of(1)))).rejects.toMatchObject({ code: "TIMEOUT" });
-    await new Promise((r) => setTimeout(r, 350)); // the late answer arrives and is dropped as stale
+    await new Promise((r) => setTimeout(r, 900)); // the late answer arrives and is dropped as stale
     expect(hexOf(await channel.transmit(apdu(0x80, INS_ECHO, 0, 0, Uint8Array.of(2))))).toBe("029000");
     await channel.close();
   });
