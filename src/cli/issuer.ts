@@ -185,11 +185,14 @@ export function registerIssuer(program: Command): void {
     .requiredOption("--invoice <file>", "invoice JSON, or - for stdin")
     .option("--request-id <id>", "idempotency key: the same id never issues twice")
     .option("--online", "issue online (refused while offline invoices wait for upload)")
+    .option("--no-auto-upload", "with --server: do not upload pending records after issuing")
     .option("--print-dir <dir>", "write the printable HTML here")
-    .action(action<Common & { invoice: string; requestId?: string; online?: boolean; printDir?: string }>(async (s, o) => {
+    .action(action<Common & { invoice: string; requestId?: string; online?: boolean; printDir?: string; autoUpload?: boolean }>(async (s, o) => {
       const input = readInvoice(o.invoice);
       const row = await s.issuer.issue(input, { ...(o.requestId ? { requestId: o.requestId } : {}), ...(o.online ? { online: true } : {}) });
-      out(o, { ok: true, invoice: rowJson(row) }, `issued ${rowText(row)}`);
+      const auto = o.server && o.autoUpload !== false ? await s.issuer.uploadIfOnline() : undefined;
+      out(o, { ok: true, invoice: rowJson(row), ...(auto ? { autoUpload: auto } : {}) },
+        `issued ${rowText(row)}${auto ? `\nauto-upload: ${"offline" in auto ? `offline (${auto.offline})` : `${auto.uploaded} uploaded`}` : ""}`);
     }, { printDir: (o) => o.printDir }));
 
   common(issuer.command("void").description("void an invoice").argument("<code>").argument("<number>"))

@@ -433,7 +433,6 @@ export class FlashStore implements RecordStore {
       }
     }
     const marks = new KeyMap<ItemRef[]>();
-    const entries = this.keyEntries;
     let lastFrame = -1;
     let lastCommitted = false;
     for (const ref of all) {
@@ -446,7 +445,6 @@ export class FlashStore implements RecordStore {
         if (lastCommitted && ref.extra > this.reclaimedTotal) this.reclaimedTotal = ref.extra;
         continue;
       }
-      if (kind === ITEM_PUT || kind === ITEM_MARK) entries.setTI(ref.type, ref.id, (entries.getTI(ref.type, ref.id) ?? 0) + 1);
       if (!lastCommitted) continue;
       if (kind === ITEM_MARK) {
         const m = marks.getTI(ref.type, ref.id);
@@ -895,7 +893,27 @@ export class FlashStore implements RecordStore {
     return cost;
   }
 
+  /**
+   * keyEntries is built lazily, the first time garbage collection meets a tombstone (mount
+   * does not pay for it): a full count over the blocks' item lists, then kept incrementally.
+   * Both give the same numbers: every item on flash that the store knows of is in the item
+   * list of its block, and a list is emptied exactly when its block is erased or retired.
+   */
+  private keyEntriesReady = false;
+
+  private ensureKeyEntries(): void {
+    if (this.keyEntriesReady) return;
+    this.keyEntries.clear();
+    for (let b = 0; b < this.g.blocks; b++) {
+      for (const ref of this.block(b).items) {
+        if (ref.kind === ITEM_PUT || ref.kind === ITEM_MARK) this.keyEntries.setTI(ref.type, ref.id, (this.keyEntries.getTI(ref.type, ref.id) ?? 0) + 1);
+      }
+    }
+    this.keyEntriesReady = true;
+  }
+
   private bumpKeyEntries(key: number, by: number): void {
+    if (!this.keyEntriesReady) return;
     const n = (this.keyEntries.get(key) ?? 0) + by;
     if (n > 0) this.keyEntries.set(key, n);
     else this.keyEntries.delete(key);
@@ -1017,6 +1035,7 @@ export class FlashStore implements RecordStore {
     const lane = info.lane;
     const frame = this.nextFrame++;
     const moves: { old: ItemRef; neo: ItemRef }[] = [];
+    if (info.items.some((r) => r.kind === ITEM_TOMBSTONE)) this.ensureKeyEntries(); // before any relocation is written
     const putMarkHere = new Map<number, number>();
     for (const ref of info.items) if (ref.kind === ITEM_PUT || ref.kind === ITEM_MARK) putMarkHere.set(keyOf(ref.type, ref.id), (putMarkHere.get(keyOf(ref.type, ref.id)) ?? 0) + 1);
     for (const ref of info.items) {

@@ -188,6 +188,28 @@ export class UkeyClient {
     await issuerCommands.writeCert(this.checkedSend, session, slot, der);
   }
 
+  // issuer (personalization) commands: bureau SM, factory state
+
+  async setPins(s: SmSession, userPin: string, soPin: string): Promise<void> {
+    await issuerCommands.setPins(this.checkedSend, s, userPin, soPin);
+  }
+
+  async setClock(s: SmSession, unixSeconds: number): Promise<void> {
+    await issuerCommands.setClock(this.checkedSend, s, unixSeconds);
+  }
+
+  async loadTaxKey(s: SmSession, key: Uint8Array, algorithmId: string): Promise<void> {
+    await issuerCommands.loadTaxKey(this.checkedSend, s, key, algorithmId);
+  }
+
+  async setBureauKey(s: SmSession, key: Uint8Array): Promise<void> {
+    await issuerCommands.setBureauKey(this.checkedSend, s, key);
+  }
+
+  async endPersonalization(s: SmSession): Promise<void> {
+    await issuerCommands.endPersonalization(this.checkedSend, s);
+  }
+
   async clearSecurityState(): Promise<void> {
     await this.plain(INS.CLEAR_SECURITY_STATE, undefined, 0);
   }

@@ -208,19 +208,21 @@ async function networkChecks(ctx: Ctx): Promise<void> {
   const timeout = ctx.o.timeoutMs ?? DEFAULT_DIAGNOSE_TIMEOUT_MS;
   const skip = (ids: CheckId[], cause: string) => ids.forEach((id) => put(ctx, id, "SKIP", cause));
   try {
-    const r = await withTimeout(dns.lookup(ctx.host), timeout, "DNS");
-    ctx.address = r.address;
-    put(ctx, "net.dns", "PASS", `${ctx.host} resolves to ${r.address}${isIP(ctx.host) ? " (an address)" : ""}`, "", { address: r.address });
+    const all = await withTimeout(dns.lookup(ctx.host, { all: true }), timeout, "DNS");
+    if (all.length === 0) throw Object.assign(new Error("no address"), { code: "ENODATA" });
+    const addresses = all.map((a) => a.address);
+    ctx.address = addresses[0];
+    put(ctx, "net.dns", "PASS", `${ctx.host} resolves to ${addresses.join(", ")}${isIP(ctx.host) ? " (an address)" : ""}`, "", { addresses });
   } catch (error) {
     put(ctx, "net.dns", "FAIL", `${ctx.host} does not resolve: ${(error as NodeJS.ErrnoException).code ?? msg(error)}`, "check the DNS servers of this computer, or the server name in the settings");
     return skip(["net.tcp", "net.tls", "http.health"], "DNS failed");
   }
   try {
-    await tcpConnect(ctx.address as string, ctx.port, timeout);
-    put(ctx, "net.tcp", "PASS", `TCP connection to ${ctx.address}:${ctx.port} opened`);
+    await tcpConnect(ctx.host, ctx.port, timeout);
+    put(ctx, "net.tcp", "PASS", `TCP connection to ${ctx.host}:${ctx.port} opened`);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? "";
-    put(ctx, "net.tcp", "FAIL", `cannot connect to ${ctx.address}:${ctx.port}: ${code || msg(error)}`,
+    put(ctx, "net.tcp", "FAIL", `cannot connect to ${ctx.host}:${ctx.port}: ${code || msg(error)}`,
       code === "ECONNREFUSED" ? `nothing accepts connections on port ${ctx.port}: the service is down or a firewall rejects it; check the firewall / VLAN rules for port ${ctx.port}` : `the port is filtered or the route is broken: check the gateway, firewall and VLAN for port ${ctx.port}`,
       { code });
     return skip(["net.tls", "http.health"], "TCP failed");
@@ -242,7 +244,8 @@ async function networkChecks(ctx: Ctx): Promise<void> {
 
 function tcpConnect(host: string, port: number, timeout: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const s = netConnect({ host, port });
+    // Every resolved address is tried (IPv6 and IPv4), as the invoicing software's HTTPS client does.
+    const s = netConnect({ host, port, autoSelectFamily: true });
     s.setTimeout(timeout, () => {
       s.destroy();
       reject(Object.assign(new Error(`no answer within ${timeout} ms`), { code: "ETIMEDOUT" }));
@@ -285,7 +288,7 @@ function presentedChain(peer: DetailedPeerCertificate): Presented[] {
 function tlsHandshake(ctx: Ctx, verify: boolean, timeout: number): Promise<{ peer: DetailedPeerCertificate; error?: NodeJS.ErrnoException }> {
   return new Promise((resolve, reject) => {
     const s = tlsConnect({
-      host: ctx.address ?? ctx.host, port: ctx.port, ca: ctx.o.caPem, rejectUnauthorized: verify,
+      host: ctx.host, port: ctx.port, ca: ctx.o.caPem, rejectUnauthorized: verify,
       ...(isIP(ctx.host) ? {} : { servername: ctx.host }),
       ...(verify ? {} : { checkServerIdentity: () => undefined }),
     });
@@ -357,6 +360,7 @@ async function tlsCheck(ctx: Ctx, timeout: number): Promise<void> {
 async function certificateChecks(ctx: Ctx): Promise<void> {
   if (!ctx.client) return put(ctx, "cert.chain", "SKIP", "no Ukey");
   if (!ctx.http) return put(ctx, "cert.chain", "SKIP", "the server is not reachable over verified HTTPS (see the network checks)");
+  if (ctx.results.get("http.health")?.status !== "PASS") return put(ctx, "cert.chain", "SKIP", "the server is not healthy (see http.health): its CA certificates and CRL cannot be fetched");
   let root: CertificateInfo;
   let intermediate: CertificateInfo;
   let crl: CrlInfo;
@@ -376,10 +380,9 @@ async function certificateChecks(ctx: Ctx): Promise<void> {
   }
   let intermediates = [intermediate];
   try {
-    const onCard = parseCertificate(await ctx.client.readCert(1));
-    intermediates = [onCard];
-  } catch (error) {
-    if (!isUkeyError(error, E.DATA_NOT_EXIST)) throw error;
+    intermediates = [parseCertificate(await ctx.client.readCert(1))];
+  } catch {
+    // no (readable) intermediate on the Ukey: the bureau's own is the one to check against
   }
   const detail: Record<string, unknown> = { crlNumber: crl.crlNumber, crlThisUpdate: iso(crl.thisUpdate), crlNextUpdate: crl.nextUpdate === undefined ? null : iso(crl.nextUpdate) };
   const r = verifyChain({ roots: [root], intermediates, leaf, at: ctx.now, crls: [crl] });

@@ -31,7 +31,6 @@ import { checkPassword } from "./password.ts";
 import { renderInvoiceHtml } from "./print.ts";
 
 export const DEFAULT_RETRY = { attempts: 6, baseDelayMs: 200, maxDelayMs: 5_000 } as const;
-const MS_PER_SECOND = 1000;
 const MAX_ADOPT_ROUNDS = 100_000;
 
 /** StoredInvoice.uploaded bit: the bureau's confirmation of the issue event reached the Ukey. */
@@ -466,9 +465,11 @@ export class OfflineIssuer {
       return { issued: 1, voids: 0 };
     }
     const row = this.db.invoice(e.code, e.number);
-    if (!row || row.voidedAt !== null) return { issued: 0, voids: 0 };
+    if (!row) return { issued: 0, voids: 0 };
+    // A void settled from READ INVOICE alone has no signature yet: take the card's signed event.
+    if (row.voidedAt !== null && (row.voidSignature?.length ?? 0) > 0) return { issued: 0, voids: 0 };
     this.db.markVoided(e.code, e.number, e.at, e.signature);
-    return { issued: 0, voids: 1 };
+    return { issued: 0, voids: row.voidedAt === null ? 1 : 0 };
   }
 
   // ------------------------------------------------------------------ bureau: PKI, sync
@@ -636,6 +637,23 @@ export class OfflineIssuer {
     return report;
   }
 
+  /**
+   * The paper's "on reconnection, upload automatically": when the bureau answers /health,
+   * upload everything pending; when it does not, say why and change nothing. Network and
+   * server failures are reported, not thrown (the caller goes on working offline).
+   */
+  async uploadIfOnline(): Promise<UploadReport | { offline: string }> {
+    const bureau = this.options.bureau;
+    if (!bureau) return { offline: "no bureau configured" };
+    try {
+      await bureau.get("/health");
+      return await this.upload();
+    } catch (error) {
+      if (error instanceof BureauHttpError) return { offline: error.message };
+      throw error;
+    }
+  }
+
   /** Relay the bureau's EXTERNAL AUTHENTICATE + CONFIRM UPLOAD; the agent stands in when the bureau sent none. */
   private async relayConfirmation(messages: Uint8Array[], through: number): Promise<void> {
     let last: Uint8Array = new Uint8Array(0);
@@ -685,11 +703,6 @@ export class OfflineIssuer {
       pendingOnUkey: status.pendingCount, pendingInDb: this.db.countPendingUpload(), offlineCount: status.offlineCount,
       offlineAmountFen: status.offlineAmountFen, windowEndsAt: status.windowEndsAt, state: status.state,
     };
-  }
-
-  /** Issue time of an invoice in ms (the card's secure clock), for displays. */
-  static issuedAtMs(row: InvoiceRow): number {
-    return row.issuedAt * MS_PER_SECOND;
   }
 }
 

@@ -58,6 +58,25 @@ describe("FlashStore basics", () => {
   });
 });
 
+describe("tombstones", () => {
+  it("deleted records never come back across GC and remounts, and tombstones are collected", () => {
+    const chip = NandChip.memory({ geometry: TINY });
+    let store = FlashStore.format(chip, { key: KEY });
+    const rng = new Rng(31);
+    for (let i = 0; i < 400; i++) {
+      store.commit([{ kind: "put", type: INVOICE_TYPE, id: i, value: rng.bytes(300) }]);
+      store.commit([{ kind: "delete", type: INVOICE_TYPE, id: i }, { kind: "put", type: OTHER_TYPE, id: i % 5, value: rng.bytes(300) }]);
+      if (i % 97 === 0) store = FlashStore.mount(chip, { key: KEY });
+    }
+    for (const s of [store, FlashStore.mount(chip, { key: KEY })]) {
+      expect(s.ids(INVOICE_TYPE)).toEqual([]);
+      expect(s.ids(OTHER_TYPE)).toEqual([0, 1, 2, 3, 4]);
+      // 5 live records and few tombstones left: far below what 400 tombstones would cost
+      expect(s.flashStats().liveBytes).toBeLessThan(s.flashStats().capacityBytes / 4);
+    }
+  });
+});
+
 describe("bad input changes nothing", () => {
   const setup = () => {
     const chip = NandChip.memory({ geometry: TINY });

@@ -91,12 +91,12 @@ it("personalize, enroll, login, sync, issue, void, upload, list, print and diagn
   expect(JSON.parse(bad.out)).toMatchObject({ ok: false, code: "BAD_INVOICE_INPUT" });
   expect(JSON.parse(bad.out).message).toContain("unitPriceFen");
 
-  const issued = await cli("issuer", "issue", ...common, "--invoice", "inv.json", "--print-dir", "prints");
+  const issued = await cli("issuer", "issue", ...common, "--invoice", "inv.json", "--print-dir", "prints", "--no-auto-upload");
   expect(issued.code, issued.out + issued.err).toBe(0);
   const inv = JSON.parse(issued.out).invoice;
   expect(inv).toMatchObject({ invoiceCode: "137001900111", invoiceNumber: "00001001", grandTotalFen: 5650, printed: true });
   expect(readFileSync(join(dir, "prints", "137001900111-00001001.html"), "utf8")).toContain(inv.taxCode);
-  expect((await cli("issuer", "issue", ...common, "--invoice", "inv.json")).code).toBe(0);
+  expect((await cli("issuer", "issue", ...common, "--invoice", "inv.json", "--no-auto-upload")).code).toBe(0);
   const online = await cli("issuer", "issue", ...common, "--invoice", "inv.json", "--online");
   expect(JSON.parse(online.out)).toMatchObject({ ok: false, code: "OFFLINE_DATA_PENDING" });
   expect(JSON.parse((await cli("issuer", "void", ...common, "137001900111", "1002")).out).invoice.voided).toBe(true);
@@ -107,8 +107,12 @@ it("personalize, enroll, login, sync, issue, void, upload, list, print and diagn
   const up = await cli("issuer", "upload", ...common);
   expect(JSON.parse(up.out)).toMatchObject({ ok: true, uploaded: 2, confirmedThrough: 3 });
   expect(bureau.store.invoiceCount()).toBe(2);
+  // with --server, issuing uploads what is pending when the bureau answers
+  const auto = JSON.parse((await cli("issuer", "issue", ...common, "--invoice", "inv.json")).out);
+  expect(auto).toMatchObject({ ok: true, invoice: { invoiceNumber: "00001003" }, autoUpload: { uploaded: 1 } });
+  expect(bureau.store.invoiceCount()).toBe(3);
   const list = JSON.parse((await cli("issuer", "list", ...common)).out);
-  expect(list.invoices.map((i: { uploaded: boolean }) => i.uploaded)).toEqual([true, true]);
+  expect(list.invoices.map((i: { uploaded: boolean }) => i.uploaded)).toEqual([true, true, true]);
   expect(list.status.pendingOnUkey).toBe(0);
   const printed = await cli("issuer", "print", "--target", "sim:key.img", "137001900111", "1002");
   expect(printed.out).toContain("VOID");

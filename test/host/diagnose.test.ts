@@ -48,6 +48,17 @@ describe("diagnose", () => {
     expect((await rig.client.getDeviceInfo()).userPinTries).toBe(6);
   });
 
+  it("DNS: localhost resolves through node:dns and passes; an unknown name fails net.dns and skips the rest of the network", async () => {
+    const local = await diagnose({ serverUrl: rig.bureau.url.replace("127.0.0.1", "localhost") });
+    expect(check(local, "net.dns")).toMatchObject({ status: "PASS" });
+    expect(check(local, "net.tls").status).toBe("PASS");
+    const unknown = await diagnose({ serverUrl: "https://no-such-host.invalid:443" });
+    expect(check(unknown, "net.dns").status).toBe("FAIL");
+    expect(check(unknown, "net.dns").cause).toContain("no-such-host.invalid does not resolve");
+    expect(check(unknown, "net.tcp").status).toBe("SKIP");
+    expect(check(unknown, "cert.chain").status).toBe("SKIP");
+  });
+
   it("connection refused -> net.tcp", async () => {
     const d = await withFaults({ refuseConnections: true }, () => diagnose());
     expect(check(d, "net.dns").status).toBe("PASS");
@@ -62,6 +73,8 @@ describe("diagnose", () => {
     expect(check(d, "net.tls").status).toBe("PASS");
     expect(check(d, "http.health").status).toBe("FAIL");
     expect(check(d, "http.health").cause).toContain("502");
+    expect(check(d, "cert.chain").status).toBe("SKIP");
+    expect(check(d, "ukey.present").status).toBe("PASS");
   });
 
   it("slow server -> http.health timeout", async () => {

@@ -4,7 +4,7 @@
  * printed that the Ukey did not commit); malformed input and bureau answers change nothing.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { E, formatInvoiceNumber, INS } from "../../src/tax/index.ts";
+import { E, formatInvoiceNumber, INS, FACTORY_ISSUER_KEY } from "../../src/tax/index.ts";
 import { ChannelError, type ApduChannel } from "../../src/transport/index.ts";
 import {
   BureauHttp, BureauHttpError, HostError, OfflineIssuer, UkeyClient, UkeyError, parseInvoiceInput, parseInvoiceJson, LocalIssuerAgent,
@@ -134,6 +134,33 @@ describe("upload under network faults", () => {
     await issuer.login({ password: PASSWORD, pin: PROFILE.userPin }).catch(() => undefined);
     const report = await issuer.upload();
     expect(report.uploaded).toBe(2);
+    assertExactlyOnce(rig);
+  });
+
+  it("host clock more than 5 minutes off: the bureau refuses the upload (CLOCK_SKEW), not retried, nothing changes", async () => {
+    rig = await newRig();
+    await issueMany(rig, 1);
+    const { Rng, VirtualClock } = await import("../../src/sim/index.ts");
+    const issuer = new OfflineIssuer({
+      client: rig.client, db: rig.db, clock: new VirtualClock(rig.clock.now() + 6 * 60_000), rng: new Rng(3),
+      bureau: new BureauHttp({ serverUrl: rig.bureau.url, caPem: rig.bureau.caCertPem }), sleep: async () => undefined,
+    });
+    await issuer.login({ password: PASSWORD, pin: PROFILE.userPin });
+    const e = await issuer.upload().catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: "HTTP", status: 409, bureauCode: "CLOCK_SKEW" });
+    expect(rig.bureau.store.invoiceCount()).toBe(0);
+    expect((await issuer.status()).pendingOnUkey).toBe(1);
+  });
+
+  it("upload on reconnection: offline while the bureau is down, everything uploaded once it answers", async () => {
+    rig = await newRig({ issuer: { retry: { attempts: 1 } } });
+    await issueMany(rig, 3);
+    await rig.bureau.setFaults({ refuseConnections: true });
+    const offline = await rig.issuer.uploadIfOnline();
+    expect(offline).toMatchObject({ offline: expect.stringContaining("ECONNREFUSED") });
+    expect((await rig.issuer.status()).pendingOnUkey).toBe(3);
+    await rig.bureau.setFaults({ refuseConnections: false });
+    expect(await rig.issuer.uploadIfOnline()).toMatchObject({ uploaded: 3 });
     assertExactlyOnce(rig);
   });
 
@@ -328,7 +355,9 @@ describe("lost Ukey answers and reconciliation", () => {
     flaky.mode = "lose-answer";
     flaky.onIns = INS.VOID;
     await issuer.voidInvoice(row.invoiceCode, row.invoiceNumber).catch(() => undefined);
-    expect(rig.db.invoice(row.invoiceCode, row.invoiceNumber)?.voidedAt).not.toBeNull();
+    const voided = rig.db.invoice(row.invoiceCode, row.invoiceNumber);
+    expect(voided?.voidedAt).not.toBeNull();
+    expect(voided?.voidSignature?.length).toBeGreaterThan(60); // the card's signed void event, adopted
   });
 
   it("invoices the DB never heard of (host died before writing) are adopted from the Ukey at login", async () => {
@@ -362,6 +391,20 @@ describe("Ukey client errors", () => {
     expect(await rig.client.getTaxpayer().catch((x: unknown) => x)).toMatchObject({ code: E.NEED_AUTH, sw: 0x6982 });
     expect((await rig.client.getSecureTime()).clockState).toBe(1);
     expect((await rig.client.exportPublicKey()).length).toBe(65);
+    expect(await rig.client.sign(Uint8Array.of(1, 2, 3)).catch((x: unknown) => x)).toMatchObject({ code: E.NEED_AUTH });
+    await rig.client.verifyPin(PROFILE.userPin);
+    const { sm2VerifyStrict } = await import("../../src/crypto/index.ts");
+    expect(sm2VerifyStrict(await rig.client.exportPublicKey(), Uint8Array.of(1, 2, 3), await rig.client.sign(Uint8Array.of(1, 2, 3)))).toBe(true);
+    await rig.client.changePin(PROFILE.userPin, "24681357");
+    expect(await rig.client.verifyPin(PROFILE.userPin).catch((x: unknown) => x)).toMatchObject({ code: E.PIN_ERROR, tries: 5 });
+    expect(await rig.client.pinState()).toMatchObject({ verified: false, locked: false, triesLeft: 5 });
+    await rig.client.unblockPin(PROFILE.soPin, "13572468");
+    await rig.client.verifyPin("13572468");
+    expect(await rig.client.pinState()).toMatchObject({ verified: true });
+    expect(await rig.client.bureauSession(FACTORY_ISSUER_KEY).catch((x: unknown) => x)).toMatchObject({ code: E.MAC, sw: 0x6988 });
+    const { deriveCardKey } = await import("../../src/tax/index.ts");
+    const session = await rig.client.bureauSession(deriveCardKey(PROFILE.bureauMasterKey, "UK00000000000001"));
+    expect(await rig.client.setClock(session, 1).catch((x: unknown) => x)).toMatchObject({ code: E.STATE, sw: 0x6985 });
   });
 });
 

@@ -233,6 +233,36 @@ describe("upload", () => {
     expect(rig.store.isReclaimable(RT.INVOICE, seqB)).toBe(true);
   });
 
+  it("rollover: a full Ukey refuses, the upload confirms, rollover reclaims confirmed invoices and issuing goes on; the DB keeps them all", async () => {
+    const probe = await newRig();
+    const base = probe.store.stats().usedBytes;
+    await probe.issuer.issue(input());
+    const perInvoice = probe.store.stats().usedBytes - base;
+    await probe.stop();
+    rig = await newRig({ capacityBytes: base + Math.floor(perInvoice * 6.5) });
+    let issued = 0;
+    for (; issued < 20; issued++) {
+      const e = await rig.issuer.issue(input(1000 + issued)).catch((x: unknown) => x);
+      if (e instanceof UkeyError) {
+        expect(e.code).toBe(E.STORAGE_FULL);
+        break;
+      }
+    }
+    expect(issued).toBeGreaterThanOrEqual(5);
+    expect(issued).toBeLessThan(20);
+    expect((await rig.issuer.upload()).uploaded).toBe(issued);
+    for (let i = 0; i < issued; i++) await rig.issuer.issue(input(5000 + i));
+    expect((await rig.client.getDeviceInfo()).reclaimedRecords).toBeGreaterThan(0);
+    expect(rig.db.invoices()).toHaveLength(2 * issued);
+    const first = rig.db.invoices()[0]!;
+    expect(await codeOf(rig.client.readInvoice(first.invoiceCode, first.invoiceNumber))).toBe(E.DATA_NOT_EXIST);
+    expect(await rig.issuer.print(first)).toContain(first.taxCode);
+    const rec = await rig.issuer.login({ password: PASSWORD, pin: PROFILE.userPin });
+    expect(rec).toMatchObject({ committed: 0, aborted: 0, adopted: 0 });
+    expect((await rig.issuer.upload()).uploaded).toBe(issued);
+    expect(rig.bureau.store.invoiceCount()).toBe(2 * issued);
+  });
+
   it("an invoice the bureau rejects stays pending and stops the upload", async () => {
     rig = await newRig();
     await rig.issuer.issue(input(100_000));

@@ -10,7 +10,7 @@ import { Rng, VirtualClock } from "../../../src/sim/index.ts";
 import { startBureau, type Bureau, type BureauFaults } from "../../../src/bureau/index.ts";
 import { InProcessChannel, type ApduChannel } from "../../../src/transport/index.ts";
 import { pemToDer } from "../../../src/crypto/index.ts";
-import { personalizeCard, deriveCardKey, FACTORY_ISSUER_KEY } from "../../../src/tax/index.ts";
+import { deriveCardKey, FACTORY_ISSUER_KEY } from "../../../src/tax/index.ts";
 import {
   UkeyClient, HostDb, OfflineIssuer, BureauHttp, setPassword, type IssuerOptions,
 } from "../../../src/host/index.ts";
@@ -37,12 +37,19 @@ export async function newBureau(clock: VirtualClock, faults: Partial<BureauFault
 /** Personalize a blank card through the client and give it a bureau-issued certificate chain. */
 export async function personalizeWithCert(client: UkeyClient, bureau: Bureau, clock: VirtualClock, cert: { notAfter?: number } = {}): Promise<void> {
   const cardKey = deriveCardKey(PROFILE.bureauMasterKey, SERIAL);
-  await client.channel.powerOn();
-  await personalizeCard(client.send, {
-    issuerKey: FACTORY_ISSUER_KEY, cardKey, userPin: PROFILE.userPin, soPin: PROFILE.soPin, clockSeconds: Math.floor(clock.now() / 1000),
-    taxKey: PROFILE.taxKey, taxCodeAlgorithm: PROFILE.taxCodeAlgorithm, taxpayer: PROFILE.taxpayer, invoiceTypes: PROFILE.invoiceTypes,
-    purchases: PROFILE.purchases, limits: PROFILE.limits,
-  });
+  // the issuance sequence through the typed client (src/tax's personalizeCard does the same with raw APDUs)
+  await client.connect();
+  const s0 = await client.bureauSession(FACTORY_ISSUER_KEY);
+  await client.setPins(s0, PROFILE.userPin, PROFILE.soPin);
+  await client.setClock(s0, Math.floor(clock.now() / 1000));
+  await client.loadTaxKey(s0, PROFILE.taxKey, PROFILE.taxCodeAlgorithm);
+  await client.setTaxpayer(s0, PROFILE.taxpayer);
+  await client.verifyPin(PROFILE.userPin);
+  await client.setInvoiceTypes(s0, PROFILE.invoiceTypes);
+  await client.syncPurchases(s0, PROFILE.purchases);
+  await client.setLimits(s0, PROFILE.limits);
+  await client.setBureauKey(s0, cardKey);
+  await client.endPersonalization(s0);
   await client.select();
   await client.verifyPin(PROFILE.userPin);
   const publicKey = await client.generateKeyPair();
@@ -76,12 +83,14 @@ export interface RigOptions {
   issuer?: Partial<IssuerOptions>;
   dbPath?: string;
   login?: boolean;
+  /** Secure storage of the in-process Ukey (ModelStore capacity), for rollover tests. */
+  capacityBytes?: number;
 }
 
 export async function newRig(o: RigOptions = {}): Promise<Rig> {
   const clock = new VirtualClock(ISSUE_TIME_MS);
   const bureau = await newBureau(clock, o.faults);
-  const store = new ModelStore();
+  const store = new ModelStore(o.capacityBytes);
   const card = createUkey({ store, clock, rng: new Rng(11), serial: SERIAL });
   const channel = new InProcessChannel(card);
   const client = new UkeyClient(channel);
