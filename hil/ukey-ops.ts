@@ -111,7 +111,8 @@ export interface Fingerprint {
 
 /**
  * A cheap, APDU-only fingerprint of everything persistent a host can see: device info
- * (storage figures masked: they depend on garbage, not on state), which PIN works, the
+ * (storage figures masked: they depend on garbage, not on state; invoices stored counted
+ * together with the ones rollover reclaimed), which PIN works, the
  * tries left, limits + offline status, stock, and the watched invoices. No SM2 on this path.
  * Two devices in the same persistent state give the same fingerprint.
  */
@@ -127,6 +128,11 @@ export async function fingerprint(send: Send, pins: readonly string[], watch: re
     soTries = info.data[34]!;
     info.data.fill(0, 33, 35); // tries: compared separately
     info.data.fill(0, 38, 46); // storage free/used KiB
+    // rollover may reclaim confirmed invoices at any commit (the recovery's login too): what
+    // must hold is invoices stored + reclaimed, i.e. none lost that was not reclaimable
+    const v = new DataView(info.data.buffer, info.data.byteOffset);
+    v.setUint32(46, v.getUint32(46) + v.getUint32(50));
+    v.setUint32(50, 0);
   }
   parts.push(`info:${toHex(info.data)}:${info.sw.toString(16)}`);
   let pinOk = -1;

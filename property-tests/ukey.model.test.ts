@@ -27,7 +27,7 @@ const CODE = P.purchases[0]!.invoiceCode;
 const START = P.purchases[0]!.startNumber;
 const DAY = 86_400;
 
-interface Inv { number: number; amount: number; red: boolean; voided: boolean; credited: number }
+interface Inv { number: number; amount: number; red: boolean; voided: boolean; credited: number; original?: number }
 interface Model { now: number; lastOnline: number; invoices: Inv[]; offlineCount: number }
 interface Real { dev: SimDevice; send: Send; power: SimPowerControl; cardKey: Uint8Array; rng: Rng }
 
@@ -79,7 +79,17 @@ class Void implements fc.AsyncCommand<Model, Real> {
     const inv = m.invoices[this.k % m.invoices.length]!;
     const res = await sw(r.send, cmdApdu(INS.VOID, encodeInvoiceKey(CODE, inv.number), 256));
     const refused = inv.voided || inv.credited > 0 || inv.red;
-    if (inv.red) return void expect(res.sw === 0x9000 || res.sw === 0x941b).toBe(true);
+    if (inv.red && !inv.voided) {
+      // voiding a red-letter invoice: the COS may allow or refuse it; the model follows the card
+      expect(res.sw === 0x9000 || res.sw === 0x941b, `void of red invoice ${inv.number}: ${res.sw.toString(16)}`).toBe(true);
+      if (res.sw === 0x9000) {
+        inv.voided = true;
+        // a voided credit note no longer credits its original
+        const orig = m.invoices.find((i) => i.number === inv.original);
+        if (orig) orig.credited -= inv.amount;
+      }
+      return agree(m, r);
+    }
     expect(res.sw.toString(16)).toBe(refused ? "941b" : "9000");
     if (!refused) inv.voided = true;
     await agree(m, r);
@@ -99,7 +109,7 @@ class Red implements fc.AsyncCommand<Model, Real> {
     expect(res.sw.toString(16)).toBe(allowed ? "9000" : "941b");
     if (allowed) {
       orig.credited += this.amount;
-      m.invoices.push({ number: START + m.invoices.length, amount: this.amount, red: true, voided: false, credited: 0 });
+      m.invoices.push({ number: START + m.invoices.length, amount: this.amount, red: true, voided: false, credited: 0, original: orig.number });
       m.offlineCount++;
     }
     await agree(m, r);
@@ -236,6 +246,6 @@ describe("Ukey on NAND against its model (power cuts, clock jumps, bit flips, ne
       console.error(message);
       expect.fail(message);
     }
-    expect(out.numRuns).toBe(RUNS);
+    if (!path) expect(out.numRuns).toBe(RUNS); // a replayed path runs just its case
   });
 });
