@@ -8,8 +8,7 @@
  *   anything else  src/transport's openChannel(uri) (usbip://, vpcd://, serial:, pcsc:)
  */
 import { CardMuteError } from "../src/cos/index.ts";
-import { ChannelError, type ApduChannel } from "../src/transport/index.ts";
-import * as transport from "../src/transport/index.ts";
+import { ChannelError, openChannel, type ApduChannel } from "../src/transport/index.ts";
 import { toHex, type TraceEvent, type TraceSink, NULL_TRACE } from "../src/sim/index.ts";
 import { ENDURANCE_CYCLES } from "../src/flash-store/index.ts";
 import { SimDevice } from "./sim-device.ts";
@@ -125,7 +124,7 @@ export interface OpenTargetOptions {
   power?: PowerControl;
   /** Bureau-side keys for hardware (readIssuerKeys); the simulator's are built in. */
   keys?: IssuerKeys;
-  /** How to open a non-sim URI; default src/transport's openChannel (when this build has it). */
+  /** How to open a non-sim URI; default src/transport's openChannel. */
   openChannel?: (uri: string) => Promise<ApduChannel>;
 }
 
@@ -166,8 +165,7 @@ export async function openTarget(uri: string, options: OpenTargetOptions): Promi
     };
     return { uri, kind: "sim", channel, power, sim, keys: options.keys ?? simIssuerKeys(), close: () => channel.close() };
   }
-  const open = options.openChannel ?? ((transport as unknown as Record<string, unknown>).openChannel as ((u: string) => Promise<ApduChannel>) | undefined);
-  if (typeof open !== "function") throw new TargetError(`target "${uri}": hardware targets need src/transport's openChannel, which this build does not have yet; use sim:memory or sim:IMAGE`);
+  const open = options.openChannel ?? ((u: string) => openChannel(u));
   if (!options.keys) throw new TargetError(`target "${uri}": a hardware target needs the vendor's issuer-key file (--issuer-keys FILE, format in docs/hil.md)`);
   let inner: ApduChannel;
   try {

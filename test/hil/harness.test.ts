@@ -13,7 +13,7 @@ import { simIssuerKeys, HIL_START_SECONDS } from "../../hil/index.ts";
 import { createUkey } from "../../src/cos/index.ts";
 import { ModelStore } from "../../src/flash-store/index.ts";
 import { Rng, VirtualClock } from "../../src/sim/index.ts";
-import { InProcessChannel } from "../../src/transport/index.ts";
+import { InProcessChannel, serveUsbip } from "../../src/transport/index.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const MAIN = join(ROOT, "src/cli/main.ts");
@@ -96,10 +96,24 @@ describe("hil run on sim:memory", () => {
     await expect(runHil({ target: "usb:1234:5678", suites: ["conformance"], seed: 5, openChannel })).rejects.toThrow(/issuer-key file/);
   });
 
+  it("runs over a real transport: USB/IP with CCID to a served Ukey (src/transport's openChannel)", async () => {
+    const card = createUkey({ store: new ModelStore(), clock: new VirtualClock(HIL_START_SECONDS * 1000), rng: new Rng(78), serial: "UK00000000000043" });
+    const server = await serveUsbip(card, { port: 0 });
+    try {
+      const { report, trace } = await runHil({ target: server.target, suites: ["conformance", "tax-rules"], seed: 6, quick: true, keys: simIssuerKeys() });
+      expect(report.results.filter((r) => r.status === "fail" || r.status === "error")).toEqual([]);
+      expect(report.results.find((r) => r.suite === "coverage")?.status).toBe("pass");
+      expect(trace.events.filter((e) => e.kind === "apdu").length).toBeGreaterThan(100);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("refuses bad targets, suites and issuer-key files with clear errors", async () => {
     await expect(runHil({ target: "sim:memory", suites: ["nope"], seed: 1 })).rejects.toThrow(/unknown suite "nope"/);
     await expect(openTarget("sim:", { seed: 1 })).rejects.toThrow(/sim:memory or sim:PATH/);
-    await expect(openTarget("usbip://127.0.0.1:1", { seed: 1 })).rejects.toThrow(/issuer-key file|openChannel/);
+    await expect(openTarget("usbip://127.0.0.1:1", { seed: 1 })).rejects.toThrow(/issuer-key file/);
+    await expect(openTarget("nonsense:thing", { seed: 1, keys: simIssuerKeys() })).rejects.toThrow(/target "nonsense:thing"/);
     expect(() => parseIssuerKeys("{}")).toThrow(/format/);
     expect(() => parseIssuerKeys(JSON.stringify({ format: "ukeysim-issuer-keys/1", transportKey: "zz" }))).toThrow(/transportKey/);
   });
