@@ -9,7 +9,8 @@
  */
 import { CardMuteError, type SimCard } from "../cos/index.ts";
 import { NULL_TRACE, toHex, type TraceSink } from "../sim/index.ts";
-import { ByteQueue, concatBytes } from "./bytes.ts";
+import { ByteQueue } from "./bytes.ts";
+import { concatBytes } from "../tax/index.ts";
 import * as C from "./ccid-codec.ts";
 import type { UsbSetup } from "./usbip-codec.ts";
 import * as D from "./usb-descriptors.ts";
@@ -361,7 +362,7 @@ export class CcidUsbDevice {
       return this.send(C.dataBlock(m.seq, C.ICC_STATUS_ACTIVE, 0, EMPTY, C.LEVEL_EMPTY_CONTINUE));
     }
     if (level !== C.LEVEL_BEGIN_AND_END && level !== C.LEVEL_CONTINUES_ENDS) return this.fail(m, C.ERR_OFFSET_PARAM2);
-    const apdu = level === C.LEVEL_CONTINUES_ENDS ? concatBytes([...this.chained, m.data]) : m.data;
+    const apdu = level === C.LEVEL_CONTINUES_ENDS ? concatBytes(...this.chained, m.data) : m.data;
     this.chained = [];
     this.exchange(m.seq, apdu);
   }

@@ -5,7 +5,7 @@
  * response chaining. Operations are serialised: CCID allows one command per slot.
  */
 import { ChannelError, type ApduChannel } from "./channel.ts";
-import { concatBytes } from "./bytes.ts";
+import { concatBytes } from "../tax/index.ts";
 import * as C from "./ccid-codec.ts";
 import * as D from "./usb-descriptors.ts";
 import { getDescriptorSetup, REQUEST_TYPE_STANDARD_DEVICE_OUT, USB_REQ_SET_CONFIGURATION, type UsbDeviceBackend } from "./usb-device.ts";
@@ -72,7 +72,7 @@ export class CcidChannel implements ApduChannel {
         throw new ChannelError("PROTOCOL", `${this.target}: extended APDU of ${command.length} bytes on a short-APDU reader`);
       }
       const parts = await this.sendCommandChain(command);
-      return concatBytes(parts);
+      return concatBytes(...parts);
     });
   }
 
@@ -166,7 +166,7 @@ export class CcidChannel implements ApduChannel {
       parts.push(chunk);
       have += chunk.length;
       if (parts.length === 1 || have >= C.CCID_HEADER_BYTES) {
-        const head = parts.length === 1 ? chunk : concatBytes(parts);
+        const head = parts.length === 1 ? chunk : concatBytes(...parts);
         const length = C.ccidDataLength(head);
         if (length !== undefined) {
           if (length > this.maxMessage - C.CCID_HEADER_BYTES) throw new ChannelError("PROTOCOL", `${this.target}: reader sent dwLength ${length}`);
@@ -174,7 +174,7 @@ export class CcidChannel implements ApduChannel {
         }
       }
     }
-    const bytes = parts.length === 1 ? (parts[0] as Uint8Array) : concatBytes(parts);
+    const bytes = parts.length === 1 ? (parts[0] as Uint8Array) : concatBytes(...parts);
     if (bytes.length !== need) throw new ChannelError("PROTOCOL", `${this.target}: reader sent ${bytes.length - need} bytes past the message`);
     return C.decodeCcid(bytes);
   }
