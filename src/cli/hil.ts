@@ -3,7 +3,7 @@
  * Exit codes (docs/hil.md): 0 all passed / identical, 1 a check failed, 2 bad usage or input
  * (nothing was run or changed), 3 the harness crashed, 4 replay diverged.
  */
-import { InvalidArgumentError, type Command } from "commander";
+import { CommanderError, InvalidArgumentError, type Command } from "commander";
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import {
@@ -48,10 +48,17 @@ function progress(label: string): ((done: number, total: number) => void) | unde
   };
 }
 
+/** Usage errors of these commands (unknown option, missing argument...) exit 2, as docs/hil.md says; help and version stay 0. */
+function usageExits2(command: Command): Command {
+  return command.exitOverride((error) => {
+    if (error.exitCode !== 0) throw new CommanderError(EXIT.USAGE, error.code, error.message);
+    throw error;
+  });
+}
+
 export function registerHil(program: Command): void {
   const hil = program.command("hil").description("hardware-in-the-loop harness: run suites against a simulated or real Ukey");
-  hil
-    .command("run")
+  usageExits2(hil.command("run"))
     .description("run test suites against a target and write reports and a trace")
     .requiredOption("--target <uri>", "sim:memory, sim:IMAGE-PATH, or a transport URI (usbip://, vpcd://, serial:...)")
     .option("--suite <name>", "conformance, tax-rules, power-cut, differential, performance (repeatable; default all but performance)", collect, [])
@@ -88,8 +95,7 @@ export function registerHil(program: Command): void {
     );
 
   const campaign = program.command("campaign").description("fault campaigns over the standard COS scenarios");
-  campaign
-    .command("power-cut")
+  usageExits2(campaign.command("power-cut"))
     .description("cut the power at every (or random) flash operation of COS scenarios; judge old-or-new through APDUs")
     .option("--scenario <name>", `one of ${SCENARIOS.map((s) => s.name).join(", ")} (repeatable; default all)`, collect, [])
     .option("--mode <mode>", "exhaustive or random", "exhaustive")
@@ -139,8 +145,7 @@ export function registerHil(program: Command): void {
         return result.failures.length ? EXIT.FAILED : EXIT.OK;
       }),
     );
-  campaign
-    .command("merge")
+  usageExits2(campaign.command("merge"))
     .description("combine shard results of one campaign (checks: same campaign, none missing, none doubled)")
     .argument("<files...>", "shard result files written with --out")
     .option("--out <file>", "write the merged result here")
@@ -164,8 +169,7 @@ export function registerHil(program: Command): void {
       }),
     );
 
-  program
-    .command("replay")
+  usageExits2(program.command("replay"))
     .description("re-run a trace (hil run or campaign cut point) and report identical or the first divergence")
     .argument("<trace>", "JSON-lines trace file")
     .option("--target <uri>", "run it against this target instead of the one recorded")

@@ -231,6 +231,8 @@ describe("CLI", () => {
       expect(junk.status).toBe(2);
       expect(junk.stderr).toMatch(/trace line 1: not JSON/);
       expect(cli("hil", "run", "--target", "sim:memory", "--seed", "-1").status).toBe(2);
+      expect(cli("hil", "run", "--no-such-option").status).toBe(2); // commander usage errors too
+      expect(cli("replay").status).toBe(2);
       const bad = cli("campaign", "power-cut", "--mode", "sometimes");
       expect(bad.status).toBe(2);
       expect(bad.stderr).toMatch(/--mode must be exhaustive or random/);
