@@ -652,6 +652,14 @@ export function mergeCampaignResults(parts: readonly CampaignResult[]): Campaign
   const first = parts[0]!;
   for (const p of parts) {
     if (p.format !== CAMPAIGN_FORMAT) throw new RangeError(`not a campaign result (format ${JSON.stringify(p.format)})`);
+    const shape = (ok: boolean, what: string) => {
+      if (!ok) throw new RangeError(`malformed campaign result: ${what}`);
+    };
+    shape(typeof p.campaignId === "string", "campaignId must be a string");
+    shape(typeof p.shard === "object" && p.shard !== null && Number.isInteger(p.shard.index) && Number.isInteger(p.shard.count) && p.shard.index >= 1 && p.shard.index <= p.shard.count, "shard must be {index, count} with 1 <= index <= count");
+    shape(Number.isInteger(p.totalItems) && Number.isInteger(p.cutPoints) && Number.isInteger(p.passed), "totalItems, cutPoints and passed must be integers");
+    shape(Array.isArray(p.items) && p.items.every((i) => Number.isInteger(i)), "items must be a list of integers");
+    shape(Array.isArray(p.failures) && typeof p.perScenario === "object" && p.perScenario !== null, "failures must be a list and perScenario an object");
     if (p.campaignId !== first.campaignId) throw new RangeError(`shards of different campaigns: ${first.campaignId} (${JSON.stringify(first.params)}) and ${p.campaignId} (${JSON.stringify(p.params)})`);
     if (p.shard.count !== first.shard.count) throw new RangeError(`shard counts differ: ${first.shard.count} and ${p.shard.count}`);
   }

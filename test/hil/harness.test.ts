@@ -130,6 +130,7 @@ describe("power-cut campaign", () => {
     expect(merged.items).toEqual(whole.items);
     expect(() => mergeCampaignResults([parts[0]!, parts[1]!])).toThrow(/missing: 3\/3/);
     expect(() => mergeCampaignResults([parts[0]!, parts[0]!, parts[1]!, parts[2]!])).toThrow(/more than once/);
+    expect(() => mergeCampaignResults([{ ...parts[0]!, shard: undefined } as never])).toThrow(/malformed campaign result: shard/);
     const other = { ...parts[2]!, campaignId: "x" };
     expect(() => mergeCampaignResults([parts[0]!, parts[1]!, other])).toThrow(/different campaigns/);
   });
