@@ -21,7 +21,7 @@ const bench: BenchModule = {
       "campaign.cut_points": { value: r.cutPoints, unit: "points", note: `${Object.keys(r.perScenario).length} scenarios, ${r.fastVerdicts} by record set, the rest by APDU judge` },
       "campaign.cut_points_per_s": {
         value: Math.round(r.cutPoints / seconds), unit: "points/s", goal: ">= 5000",
-        note: `warm campaign wall time; judging alone ${Math.round(r.cutPoints / (timings.judgeMs / 1000))}/s, running the scenarios (steps + boundary judges) ${Math.round(timings.scenariosMs)} ms`,
+        note: `warm campaign wall time; judging alone ${Math.round(r.cutPoints / (timings.judgeMs / 1000))}/s, running the scenarios (steps + boundary record sets) ${Math.round(timings.scenariosMs)} ms`,
       },
     };
   },

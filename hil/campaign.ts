@@ -373,9 +373,15 @@ function sameRecords(store: RecordStore, set: RecordSet): boolean {
 }
 
 interface ScenarioRun {
-  /** Fingerprint right before each step's command (after its prep) and right after it. */
-  before: Fingerprint[];
-  after: Fingerprint[];
+  /**
+   * The chip right before each step's command (after its prep) and right after it; their
+   * APDU fingerprints are taken lazily (printOf): most points never need them.
+   */
+  beforeChips: NandChip[];
+  afterChips: NandChip[];
+  prints: Map<string, Promise<Fingerprint>>;
+  pins: string[];
+  watch: { code: string; number: number }[];
   /** The same as record sets (the fast path of the judge). */
   beforeSets: RecordSet[];
   afterSets: RecordSet[];
@@ -392,21 +398,17 @@ async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record 
   const pins = sc.pins?.(keys) ?? [keys.profile.userPin];
   const watch = sc.watch?.(keys) ?? [];
   const steps = sc.steps(ctx);
-  const before: Fingerprint[] = [];
-  const after: Fingerprint[] = [];
+  const beforeChips: NandChip[] = [];
+  const afterChips: NandChip[] = [];
   const beforeSets: RecordSet[] = [];
   const afterSets: RecordSet[] = [];
   const cuts: RecordedCut[] = [];
   for (let i = 0; i < steps.length; i++) {
     const step = steps[i]!;
     if (step.prep) await step.prep(ctx);
-    // the APDU judge of the state before this step; reused when the prep changed no record.
-    // Boundary reads go to a fork: reads on the main chip would shift its op indices.
-    const view = readOnlyView(dev);
-    const set = recordSet(view);
-    const prev = afterSets.length ? afterSets[afterSets.length - 1]! : undefined;
-    before.push(prev && sameRecords(view, prev) ? after[after.length - 1]! : await judge(dev, dev.chip.fork(), pins, watch));
-    beforeSets.push(set);
+    // boundaries are forks (reads on the running chip would shift its op indices)
+    beforeChips.push(dev.chip.fork());
+    beforeSets.push(recordSet(readOnlyView(dev)));
     dev.chip.setObserver((k, op) => {
       if (op.kind === "read") return;
       opSteps.set(k, { step: i, name: step.name, op });
@@ -417,10 +419,22 @@ async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record 
     } finally {
       dev.chip.setObserver(null);
     }
-    after.push(await judge(dev, dev.chip.fork(), pins, watch));
+    afterChips.push(dev.chip.fork());
     afterSets.push(recordSet(readOnlyView(dev)));
   }
-  return { before, after, beforeSets, afterSets, cuts, device: dev, opSteps };
+  return { beforeChips, afterChips, prints: new Map(), pins, watch, beforeSets, afterSets, cuts, device: dev, opSteps };
+}
+
+/** The APDU fingerprint of a step boundary, taken once on a fork of the boundary chip. */
+function printOf(run: ScenarioRun, side: "before" | "after", step: number): Promise<Fingerprint> {
+  const key = `${side}${step}`;
+  let p = run.prints.get(key);
+  if (!p) {
+    const chip = (side === "before" ? run.beforeChips : run.afterChips)[step]!;
+    p = judge(run.device, chip.fork(), run.pins, run.watch);
+    run.prints.set(key, p);
+  }
+  return p;
 }
 
 /**
@@ -444,7 +458,8 @@ async function verdictOf(run: ScenarioRun, step: number, chip: NandChip, pins: s
     }
   }
   const print = await judge(run.device, chip, pins, watch);
-  return { verdict: twoCuts ? oldOrNew(print, run.before[step]!, run.after[step]!, 2, PIN_MAX_TRIES) : oldOrNew(print, run.before[step]!, run.after[step]!), print };
+  const [before, after] = [await printOf(run, "before", step), await printOf(run, "after", step)];
+  return { verdict: twoCuts ? oldOrNew(print, before, after, 2, PIN_MAX_TRIES) : oldOrNew(print, before, after), print };
 }
 
 /**
@@ -546,7 +561,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       if (!v.print) result.fastVerdicts++;
       if (options.listPoints) (result.points ??= []).push({ item: index, scenario: sc.name, step: c.stepName, cut: c.cut, ...(w.second !== undefined ? { second: w.second } : {}), ok: v.verdict !== null });
       if (!v.verdict) {
-        reason = `after a cut at op ${c.cut} (${c.op.kind} block ${c.op.block})${w.second !== undefined ? ` and one at op ${w.second} of its recovery` : ""} in step "${c.stepName}" the card shows neither the state before the step nor the one after:\n  got    ${v.print ? describeFingerprint(v.print) : "?"}\n  before ${describeFingerprint(run.before[c.step]!)}\n  after  ${describeFingerprint(run.after[c.step]!)}`;
+        reason = `after a cut at op ${c.cut} (${c.op.kind} block ${c.op.block})${w.second !== undefined ? ` and one at op ${w.second} of its recovery` : ""} in step "${c.stepName}" the card shows neither the state before the step nor the one after:\n  got    ${v.print ? describeFingerprint(v.print) : "?"}\n  before ${describeFingerprint(await printOf(run, "before", c.step))}\n  after  ${describeFingerprint(await printOf(run, "after", c.step))}`;
       }
     } catch (error) {
       reason = `after a cut at op ${c.cut} in step "${c.stepName}" the card does not recover: ${error instanceof Error ? error.message : String(error)}`;
@@ -625,7 +640,7 @@ export async function cutTrace(seed: number, sc: Scenario, cut: number, second: 
     dev.chip.disarmPowerCut();
     dev.chip.repower();
   }
-  const accept = [reference.before[where.step]!, reference.after[where.step]!];
+  const accept = [await printOf(reference, "before", where.step), await printOf(reference, "after", where.step)];
   let ok = false;
   let detail: string;
   try {
