@@ -362,6 +362,23 @@ function recordSet(store: RecordStore): RecordSet {
   return { entries, reclaimed: stats.reclaimedRecords };
 }
 
+/** The entries of `a` that `b` lacks or holds differently: what a step changed (checked first). */
+function changedEntries(a: RecordSet, b: RecordSet): RecordSet["entries"] {
+  const index = new Map(b.entries.map((e) => [`${e.type}/${e.id}`, e]));
+  return a.entries.filter((e) => {
+    const o = index.get(`${e.type}/${e.id}`);
+    return !o || o.reclaimable !== e.reclaimable || !bytesEqual(o.value, e.value);
+  });
+}
+
+function sameEntries(store: RecordStore, entries: RecordSet["entries"]): boolean {
+  for (const e of entries) {
+    const v = store.get(e.type, e.id);
+    if (!v || !bytesEqual(v, e.value) || store.isReclaimable(e.type, e.id) !== e.reclaimable) return false;
+  }
+  return true;
+}
+
 function sameRecords(store: RecordStore, set: RecordSet): boolean {
   const stats = store.stats();
   if (stats.records !== set.entries.length || stats.reclaimedRecords !== set.reclaimed) return false;
@@ -380,6 +397,8 @@ interface ScenarioRun {
   beforeChips: NandChip[];
   afterChips: NandChip[];
   prints: Map<string, Promise<Fingerprint>>;
+  /** Per step: the entries only the old side has (or holds differently), and the new side's. */
+  changed: ({ old: RecordSet["entries"]; new: RecordSet["entries"] } | undefined)[];
   pins: string[];
   watch: { code: string; number: number }[];
   /** The same as record sets (the fast path of the judge). */
@@ -422,7 +441,7 @@ async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record 
     afterChips.push(dev.chip.fork());
     afterSets.push(recordSet(readOnlyView(dev)));
   }
-  return { beforeChips, afterChips, prints: new Map(), pins, watch, beforeSets, afterSets, cuts, device: dev, opSteps };
+  return { beforeChips, afterChips, prints: new Map(), changed: [], pins, watch, beforeSets, afterSets, cuts, device: dev, opSteps };
 }
 
 /** The APDU fingerprint of a step boundary, taken once on a fork of the boundary chip. */
@@ -453,8 +472,13 @@ async function verdictOf(run: ScenarioRun, step: number, chip: NandChip, pins: s
       store = undefined; // the full judge reports what happens on power-on
     }
     if (store) {
-      if (sameRecords(store, run.beforeSets[step]!)) return { verdict: "old" };
-      if (sameRecords(store, run.afterSets[step]!)) return { verdict: "new" };
+      // the records the step changed tell which side to check in full (one scan, not two)
+      const before = run.beforeSets[step]!;
+      const after = run.afterSets[step]!;
+      let changed = run.changed[step];
+      if (!changed) changed = run.changed[step] = { old: changedEntries(before, after), new: changedEntries(after, before) };
+      if (sameEntries(store, changed.old) && sameRecords(store, before)) return { verdict: "old" };
+      if (sameEntries(store, changed.new) && sameRecords(store, after)) return { verdict: "new" };
     }
   }
   const print = await judge(run.device, chip, pins, watch);
