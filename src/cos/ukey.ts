@@ -401,6 +401,8 @@ export class UkeyCos implements SimCard {
       const sw = swOf(error);
       if (sw !== undefined) return this.status(sw);
       if (error instanceof DecodeError || error instanceof RangeError) return this.status(SW.WRONG_DATA);
+      // A store failure on any path (e.g. an uncorrectable ECC error while reading) is a memory failure.
+      if (error instanceof StoreError) return this.status(SW.MEMORY_FAILURE);
       this.trace.emit({ kind: "note", seq: this.traceSeq++, text: `internal error: ${error instanceof Error ? error.stack ?? error.message : String(error)}` });
       return this.status(SW.NO_PRECISE_DIAGNOSIS);
     }
