@@ -682,8 +682,10 @@ export async function cutTrace(seed: number, sc: Scenario, cut: number, second: 
 
 /** A flash trace event; `index` is the chip's operation index (docs/trace-format.md). */
 export function flashEvent(seq: number, index: number, op: NandOp): TraceEvent {
-  const e = { kind: "flash" as const, seq, op: op.kind === "markBad" ? ("erase" as const) : op.kind, block: op.block, ...(op.kind === "program" || op.kind === "read" ? { page: op.page } : {}), index, ...(op.kind === "markBad" ? { markBad: true } : {}) };
-  return e;
+  return {
+    kind: "flash", seq, op: op.kind === "markBad" ? "erase" : op.kind, block: op.block,
+    ...(op.kind === "program" || op.kind === "read" ? { page: op.page } : {}), index, ...(op.kind === "markBad" ? { markBad: true as const } : {}),
+  };
 }
 
 export function mergeCampaignResults(parts: readonly CampaignResult[]): CampaignResult {

@@ -15,8 +15,12 @@ const program = new Command()
 
 registerCommands(program);
 
+/** Exit codes of every command: 0 ok, 1 a check failed, 2 bad usage or input, 3 crash, 4 replay diverged. */
+const EXIT_USAGE = 2;
+
 program.parseAsync(process.argv).catch((error: unknown) => {
-  if (error instanceof CommanderError) process.exit(error.exitCode);
+  // Help and version exit 0; every other commander error is a usage error.
+  if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE);
   console.error(`ukeysim: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(2);
 });

@@ -9,7 +9,8 @@ export type TraceEvent =
   | { kind: "run"; seed: number; tool: string; params: Record<string, unknown> }
   | { kind: "apdu"; seq: number; command: string; response: string }
   | { kind: "power"; seq: number; state: "on" | "off"; atr?: string }
-  | { kind: "flash"; seq: number; op: "read" | "program" | "erase"; block: number; page?: number }
+  /** A flash operation; `index` is the chip's operation counter, `markBad` marks a bad-block marking. */
+  | { kind: "flash"; seq: number; op: "read" | "program" | "erase"; block: number; page?: number; index?: number; markBad?: true }
   | { kind: "fault"; seq: number; fault: string; detail: Record<string, unknown> }
   | { kind: "check"; seq: number; name: string; ok: boolean; detail?: string }
   | { kind: "note"; seq: number; text: string }

@@ -71,13 +71,13 @@ describe("ukeysim bureau serve", () => {
     }
   });
 
-  it("refuses bad options and a bad profile with a clear message (exit 1 for options, 2 for the profile)", async () => {
+  it("refuses bad options and a bad profile with a clear message and exit code 2 (bad usage or input)", async () => {
     const cases: [string[], number, RegExp][] = [
-      [["--port", "99999"], 1, /port must be an integer 0-65535/],
-      [["--fault", "http502=maybe"], 1, /fault http502 must be true or false/],
-      [["--fault", "nonsense"], 1, /name=value/],
-      [["--seed", "-4"], 1, /seed must be a non-negative integer/],
-      [["--master-key", "abc"], 1, /master key must be 32 hex digits/],
+      [["--port", "99999"], 2, /port must be an integer 0-65535/],
+      [["--fault", "http502=maybe"], 2, /fault http502 must be true or false/],
+      [["--fault", "nonsense"], 2, /name=value/],
+      [["--seed", "-4"], 2, /seed must be a non-negative integer/],
+      [["--master-key", "abc"], 2, /master key must be 32 hex digits/],
       [["--profile", join(ROOT, "package.json"), "--device-serial", "UK1"], 2, /^ukeysim: limits must be an object/],
       [["--device-serial", "UK1"], 2, /--profile and --device-serial go together/],
     ];
