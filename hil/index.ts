@@ -12,7 +12,7 @@ export { SUITES, SUITE_NAMES, conformance, taxRules, powerCut, differential, per
 export { runCase, check, CheckFailed, type Suite, type SuiteContext } from "./suite-kit.ts";
 export { openTarget, RunTrace, TargetError, type Target, type SimExtras, type OpenTargetOptions } from "./target.ts";
 export { SimPowerControl, UhubctlPowerControl, SerialRelayPowerControl, PowerControlError, parsePowerSpec, type PowerControl } from "./power.ts";
-export { SimDevice, ChipSecrets, SIM_GEOMETRY, CAMPAIGN_GEOMETRY, HIL_START_SECONDS, SIM_SERIAL } from "./sim-device.ts";
+export { SimDevice, SIM_GEOMETRY, CAMPAIGN_GEOMETRY, HIL_START_SECONDS, SIM_SERIAL } from "./sim-device.ts";
 export { simIssuerKeys, parseIssuerKeys, readIssuerKeys, IssuerKeysError, ISSUER_KEYS_FORMAT, type IssuerKeys } from "./issuer-keys.ts";
 export {
   runCampaign, mergeCampaignResults, cutTrace, flashEvent, SCENARIOS, scenarioByName, campaignId, CAMPAIGN_TOOL, CAMPAIGN_FORMAT,

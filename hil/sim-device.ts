@@ -5,7 +5,7 @@
  * through APDUs only.
  */
 import { existsSync } from "node:fs";
-import { createUkey, flashKeyFromSecret, DEVICE_SECRET_BYTES, type DeviceSecrets, type UkeyCos } from "../src/cos/index.ts";
+import { createUkey, flashKeyFromSecret, ChipSecrets, DEVICE_SECRET_BYTES, type UkeyCos } from "../src/cos/index.ts";
 import { FlashStore, NandChip, SMALL_GEOMETRY, DecryptCache, createImage, openImage, type Geometry, type NandOp } from "../src/flash-store/index.ts";
 import { Rng, VirtualClock, type TraceSink } from "../src/sim/index.ts";
 import { sm3 } from "../src/crypto/index.ts";
@@ -28,24 +28,6 @@ export interface SimDeviceOptions {
   trace?: TraceSink;
   /** Memo shared by forks of one campaign (decryption of unchanged pages). */
   cache?: DecryptCache;
-}
-
-/**
- * The MCU secure area of the simulated chip holds the device secret (flag byte 1, then
- * 32 bytes), so forks and image files carry it with the NAND.
- */
-export class ChipSecrets implements DeviceSecrets {
-  constructor(private readonly chip: NandChip) {}
-  read(): Uint8Array | undefined {
-    const area = this.chip.media.readSecure();
-    return area[0] === 1 ? area.slice(1, 1 + DEVICE_SECRET_BYTES) : undefined;
-  }
-  write(secret: Uint8Array): void {
-    const b = new Uint8Array(1 + DEVICE_SECRET_BYTES);
-    b[0] = 1;
-    b.set(secret.subarray(0, DEVICE_SECRET_BYTES), 1);
-    this.chip.media.writeSecure(0, b);
-  }
 }
 
 /** The device secret of `chip`, made from the seed on first use. */
