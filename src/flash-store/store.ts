@@ -159,8 +159,15 @@ class BlockTable {
   readonly liveCost: Float64Array;
   readonly corrections: Uint32Array;
   readonly items: (ItemRef[] | undefined)[];
+  /**
+   * Blocks in state Free and in state Bad. Invariant: always equal to a count over `state`
+   * (every state change goes through setState), so commits do not scan the table for them.
+   */
+  freeCount: number;
+  badCount = 0;
 
   constructor(readonly length: number) {
+    this.freeCount = length; // a new table is all Free (BlockState.Free = 0)
     this.state = new Uint8Array(length);
     this.lane = new Uint8Array(length);
     this.eraseCount = new Int32Array(length);
@@ -170,12 +177,22 @@ class BlockTable {
     this.corrections = new Uint32Array(length);
     this.items = new Array<ItemRef[] | undefined>(length);
   }
+
+  setState(b: number, v: BlockState): void {
+    const old = this.state[b] as BlockState;
+    if (old === v) return;
+    if (old === BlockState.Free) this.freeCount--;
+    else if (old === BlockState.Bad) this.badCount--;
+    if (v === BlockState.Free) this.freeCount++;
+    else if (v === BlockState.Bad) this.badCount++;
+    this.state[b] = v;
+  }
 }
 
 class BlockView implements BlockInfo {
   constructor(private readonly t: BlockTable, readonly index: number) {}
   get state(): BlockState { return this.t.state[this.index] as BlockState; }
-  set state(v: BlockState) { this.t.state[this.index] = v; }
+  set state(v: BlockState) { this.t.setState(this.index, v); }
   get lane(): number { return this.t.lane[this.index] as number; }
   set lane(v: number) { this.t.lane[this.index] = v; }
   get eraseCount(): number { return this.t.eraseCount[this.index] as number; }
@@ -686,12 +703,14 @@ export class FlashStore implements RecordStore {
     let minEc = Infinity;
     let maxEc = -Infinity;
     let coldest = -1;
+    const { state, eraseCount } = this.table;
     for (let b = 0; b < this.g.blocks; b++) {
-      const info = this.block(b);
-      if (info.state === BlockState.Bad) continue;
-      if (info.eraseCount > maxEc) maxEc = info.eraseCount;
-      if (info.state === BlockState.Sealed && info.eraseCount < minEc) {
-        minEc = info.eraseCount;
+      const st = state[b] as BlockState;
+      if (st === BlockState.Bad) continue;
+      const ec = eraseCount[b] as number;
+      if (ec > maxEc) maxEc = ec;
+      if (st === BlockState.Sealed && ec < minEc) {
+        minEc = ec;
         coldest = b;
       }
     }
@@ -924,15 +943,11 @@ export class FlashStore implements RecordStore {
   }
 
   private goodBlocks(): number {
-    let n = 0;
-    for (const st of this.table.state) if (st !== BlockState.Bad) n++;
-    return n;
+    return this.table.length - this.table.badCount;
   }
 
   private freeBlockCount(): number {
-    let n = 0;
-    for (const st of this.table.state) if (st === BlockState.Free) n++;
-    return n;
+    return this.table.freeCount;
   }
 
   /** Flash the live items may use: good blocks less the reserve, data pages only, times the fill factor. */
@@ -983,17 +998,20 @@ export class FlashStore implements RecordStore {
     let coldest = -1;
     let best = -1;
     let bestCost = Infinity;
+    const { state, eraseCount, liveCost } = this.table;
     for (let b = 0; b < this.g.blocks; b++) {
-      const info = this.block(b);
-      if (info.state === BlockState.Bad) continue;
-      maxEc = Math.max(maxEc, info.eraseCount);
-      if (info.state !== BlockState.Sealed) continue;
-      if (info.eraseCount < minEc) {
-        minEc = info.eraseCount;
+      const st = state[b] as BlockState;
+      if (st === BlockState.Bad) continue;
+      const ec = eraseCount[b] as number;
+      maxEc = Math.max(maxEc, ec);
+      if (st !== BlockState.Sealed) continue;
+      if (ec < minEc) {
+        minEc = ec;
         coldest = b;
       }
-      if (info.liveCost < bestCost || (info.liveCost === bestCost && info.eraseCount < this.block(best).eraseCount)) {
-        bestCost = info.liveCost;
+      const cost = liveCost[b] as number;
+      if (cost < bestCost || (cost === bestCost && ec < (eraseCount[best] as number))) {
+        bestCost = cost;
         best = b;
       }
     }
@@ -1281,10 +1299,10 @@ export class FlashStore implements RecordStore {
   private openBlock(lane: number): void {
     for (let attempts = 0; attempts < this.g.blocks; attempts++) {
       let pick = -1;
+      const { state, eraseCount } = this.table;
       for (let b = 0; b < this.g.blocks; b++) {
-        const info = this.block(b);
-        if (info.state !== BlockState.Free) continue;
-        if (pick < 0 || info.eraseCount < this.block(pick).eraseCount) pick = b;
+        if (state[b] !== BlockState.Free) continue;
+        if (pick < 0 || (eraseCount[b] as number) < (eraseCount[pick] as number)) pick = b;
       }
       if (pick < 0) throw new StoreError("STORAGE_FULL", "storage full: no free flash block is left");
       const info = this.block(pick);
