@@ -145,6 +145,8 @@ interface BlockInfo {
 }
 
 const NO_ITEMS: readonly ItemRef[] = Object.freeze([]);
+/** The payload of tombstones and marks (never written to). */
+const EMPTY_PAYLOAD = new Uint8Array(0);
 
 /**
  * Per-block state as parallel typed arrays (struct of arrays): 1024 small objects per
@@ -807,6 +809,9 @@ export class FlashStore implements RecordStore {
   private writeFrame(items: PlannedItem[], rolled: number): void {
     const frame = this.nextFrame++;
     const written: ItemRef[] = [];
+    // Both copies of a critical fragment have the same counter block (version, fragment), so
+    // the same ciphertext: encrypt each fragment once, for whichever lane writes it first.
+    const ciphers = new Map<PlannedItem, Uint8Array[]>();
     for (const lane of [LANE_MIRROR, LANE_MAIN]) {
       for (const item of items) {
         const copies = copiesFor(item.type);
@@ -814,15 +819,14 @@ export class FlashStore implements RecordStore {
         const flags = item.flags | (lane === LANE_MIRROR ? FLAG_COPY2 : 0);
         if (item.kind === ITEM_PUT) {
           const value = item.value as Uint8Array;
-          const frags = Math.max(1, Math.ceil(value.length / this.maxFragment));
-          for (let f = 0; f < frags; f++) {
-            const plain = value.subarray(f * this.maxFragment, Math.min(value.length, (f + 1) * this.maxFragment));
-            const cipher = this.encrypt(item.version, f, plain);
-            written.push(this.addItem(lane, { kind: ITEM_PUT, flags, type: item.type, id: item.id, fragIndex: f, fragCount: frags, version: item.version, frame }, cipher));
+          let frags = ciphers.get(item);
+          if (!frags) ciphers.set(item, (frags = this.encryptFragments(item.version, value)));
+          for (let f = 0; f < frags.length; f++) {
+            written.push(this.addItem(lane, { kind: ITEM_PUT, flags, type: item.type, id: item.id, fragIndex: f, fragCount: frags.length, version: item.version, frame }, frags[f] as Uint8Array));
           }
           if (lane === LANE_MAIN) this.counters.payloadBytesWritten += value.length;
         } else {
-          written.push(this.addItem(lane, { kind: item.kind, flags, type: item.type, id: item.id, fragIndex: 0, fragCount: 1, version: item.version, frame }, new Uint8Array(0)));
+          written.push(this.addItem(lane, { kind: item.kind, flags, type: item.type, id: item.id, fragIndex: 0, fragCount: 1, version: item.version, frame }, EMPTY_PAYLOAD));
         }
       }
       if (lane === LANE_MIRROR) this.flush(LANE_MIRROR);
@@ -840,6 +844,14 @@ export class FlashStore implements RecordStore {
     if (items.length) this.nextVersion = (items[items.length - 1] as PlannedItem).version + 1;
     this.applyWritten(written);
     if (this.frameLive.has(frame)) this.commits.set(frame, commit);
+  }
+
+  /** The ciphertext of each fragment of a record value (at least one fragment, maybe empty). */
+  private encryptFragments(version: number, value: Uint8Array): Uint8Array[] {
+    const count = Math.max(1, Math.ceil(value.length / this.maxFragment));
+    const out: Uint8Array[] = [];
+    for (let f = 0; f < count; f++) out.push(this.encrypt(version, f, value.subarray(f * this.maxFragment, Math.min(value.length, (f + 1) * this.maxFragment))));
+    return out;
   }
 
   /** Applies durable items to the index, in version order (lane-1 copies were written first). */
@@ -1171,7 +1183,10 @@ export class FlashStore implements RecordStore {
     const size = ITEM_HEADER_BYTES + payload.length;
     const slots = slotsFor(size);
     assert(slots <= this.slotsPerPage, "item larger than a page");
-    const ref: ItemRef = { ...fields, length: payload.length, block: -1, page: -1, offset: -1, extra: 0 };
+    const ref: ItemRef = {
+      kind: fields.kind, flags: fields.flags, type: fields.type, id: fields.id, fragIndex: fields.fragIndex, fragCount: fields.fragCount,
+      length: payload.length, version: fields.version, frame: fields.frame, block: -1, page: -1, offset: -1, extra: 0,
+    };
     const bytes = new Uint8Array(size);
     bytes[IT_KIND] = ref.kind;
     bytes[IT_FLAGS] = ref.flags;
