@@ -471,14 +471,20 @@ export class FlashStore implements RecordStore {
         else if ((m[0] as ItemRef).version === ref.version && !m.some((x) => copyIndex(x) === copyIndex(ref))) m.push(ref);
         continue;
       }
+      const index = kind === ITEM_PUT ? ref.fragIndex : 0;
       let rec = this.recs.getTI(ref.type, ref.id);
       if (!rec || rec.version < ref.version) {
         rec = newRec(ref.type, ref.id, kind, ref.version);
         this.recs.setTI(ref.type, ref.id, rec);
+        if (index === 0 && rec.copies[copyIndex(ref)] !== NO_COPY) {
+          // The common first item of a record: an exact one-element array, not an empty one
+          // grown on first store (V8 grows [] to 16 slots; mount makes one per record).
+          rec.copies[copyIndex(ref)] = [ref];
+          continue;
+        }
       }
       if (rec.version !== ref.version || rec.kind !== kind) continue;
       const slot = rec.copies[copyIndex(ref)] as ItemRef[];
-      const index = kind === ITEM_PUT ? ref.fragIndex : 0;
       if (!slot[index]) slot[index] = ref;
     }
     // Live accounting in bulk: refs of one frame mostly come together, so count runs locally.
