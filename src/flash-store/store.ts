@@ -259,6 +259,12 @@ const NO_COPY: ItemRef[] = Object.freeze([]) as unknown as ItemRef[];
 function newRec(type: number, id: number, kind: number, version: number): Rec {
   return { type, id, kind, version, length: 0, copies: [[], type < CRITICAL_TYPE_LIMIT ? [] : NO_COPY], mark: null };
 }
+/** newRec(...) with `ref` (fragment 0 of a copy the type has) already in its copy slot. */
+function newRecFrom(ref: ItemRef, kind: number): Rec {
+  const first = [ref];
+  const copies = copyIndex(ref) === 0 ? [first, ref.type < CRITICAL_TYPE_LIMIT ? [] : NO_COPY] : [[], first];
+  return { type: ref.type, id: ref.id, kind, version: ref.version, length: 0, copies, mark: null };
+}
 const copiesFor = (type: number): number => (type < CRITICAL_TYPE_LIMIT ? 2 : 1);
 const copyIndex = (ref: ItemRef): number => (ref.flags & FLAG_COPY2 ? 1 : 0);
 
@@ -474,14 +480,14 @@ export class FlashStore implements RecordStore {
       const index = kind === ITEM_PUT ? ref.fragIndex : 0;
       let rec = this.recs.getTI(ref.type, ref.id);
       if (!rec || rec.version < ref.version) {
-        rec = newRec(ref.type, ref.id, kind, ref.version);
-        this.recs.setTI(ref.type, ref.id, rec);
-        if (index === 0 && rec.copies[copyIndex(ref)] !== NO_COPY) {
+        if (index === 0 && (copyIndex(ref) === 0 || ref.type < CRITICAL_TYPE_LIMIT)) {
           // The common first item of a record: an exact one-element array, not an empty one
           // grown on first store (V8 grows [] to 16 slots; mount makes one per record).
-          rec.copies[copyIndex(ref)] = [ref];
+          this.recs.setTI(ref.type, ref.id, newRecFrom(ref, kind));
           continue;
         }
+        rec = newRec(ref.type, ref.id, kind, ref.version);
+        this.recs.setTI(ref.type, ref.id, rec);
       }
       if (rec.version !== ref.version || rec.kind !== kind) continue;
       const slot = rec.copies[copyIndex(ref)] as ItemRef[];
@@ -1472,7 +1478,10 @@ export class FlashStore implements RecordStore {
     return out;
   }
 
-  /** The item's bytes (header + ciphertext), verified, or null. */
+  /**
+   * The item's bytes (header + ciphertext), verified, or null. A view into the cached page,
+   * not a copy: callers only read it (cached pages are never modified once validated).
+   */
   private readItemBytes(ref: ItemRef): Uint8Array | null {
     const page = this.readValidPage(ref.block, ref.page);
     if (!page) return null;
@@ -1480,7 +1489,7 @@ export class FlashStore implements RecordStore {
     if (end > this.g.pageBytes) return null;
     if (page[ref.offset + IT_KIND] !== ref.kind || readU48(page, ref.offset + IT_VERSION) !== ref.version) return null;
     if (readU32(page, ref.offset + IT_CRC) !== itemCrc(page, ref.offset, ref.length)) return null;
-    return page.slice(ref.offset, end);
+    return page.subarray(ref.offset, end);
   }
 
   /** Every fragment of copy `c` reads back with a valid CRC (no decryption). */
