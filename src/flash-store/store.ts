@@ -654,6 +654,8 @@ export class FlashStore implements RecordStore {
     const eraseCounts = [...this.table.eraseCount];
     const goodIndex = eraseCounts.flatMap((_, b) => (this.table.state[b] !== BlockState.Bad ? [b] : []));
     const good = goodIndex;
+    const scannedFree = eraseCounts.filter((_, b) => this.table.state[b] === BlockState.Free).length;
+    assert(this.table.freeCount === scannedFree && this.table.badCount === eraseCounts.length - good.length, "free/bad block counts differ from the state table");
     const goodCounts = goodIndex.map((b) => eraseCounts[b] as number);
     const sum = goodCounts.reduce((a, b) => a + b, 0);
     return {
