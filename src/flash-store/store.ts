@@ -550,9 +550,15 @@ export class FlashStore implements RecordStore {
 
   /** Critical records whose copies are not both readable are rewritten (the other copy repairs them). */
   private repairCritical(): void {
-    for (const [key, rec] of this.recs) {
-      if (rec.kind !== ITEM_PUT || rec.type >= CRITICAL_TYPE_LIMIT) continue;
-      if (!this.copyReadable(rec, 0) || !this.copyReadable(rec, 1)) this.repairQueue.add(key);
+    // Only critical types have two copies: visit just those (same order as iterating
+    // this.recs, which goes type by type), not every record of the device.
+    for (let type = 0; type < CRITICAL_TYPE_LIMIT; type++) {
+      const inner = this.recs.ofType(type);
+      if (!inner) continue;
+      for (const rec of inner.values()) {
+        if (rec.kind !== ITEM_PUT) continue;
+        if (!this.copyReadable(rec, 0) || !this.copyReadable(rec, 1)) this.repairQueue.add(keyOf(rec.type, rec.id));
+      }
     }
     if (this.repairQueue.size) this.runRepairs();
   }
