@@ -419,6 +419,8 @@ export class NandChip {
   }
 
   private applyReadFaults(block: number, page: number, target: Uint8Array): void {
+    // Fast path: no fault of any kind is configured (the common case; nothing to look up).
+    if (this.scheduledFlips.size === 0 && this.stuck.size === 0 && this.flipProbability === 0) return;
     const key = this.pageKey(block, page);
     const scheduled = this.scheduledFlips.get(key);
     if (scheduled) {

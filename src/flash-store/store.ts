@@ -145,6 +145,8 @@ interface BlockInfo {
 }
 
 const NO_ITEMS: readonly ItemRef[] = Object.freeze([]);
+/** The payload of tombstones and marks (never written to). */
+const EMPTY_PAYLOAD = new Uint8Array(0);
 
 /**
  * Per-block state as parallel typed arrays (struct of arrays): 1024 small objects per
@@ -159,8 +161,15 @@ class BlockTable {
   readonly liveCost: Float64Array;
   readonly corrections: Uint32Array;
   readonly items: (ItemRef[] | undefined)[];
+  /**
+   * Blocks in state Free and in state Bad. Invariant: always equal to a count over `state`
+   * (every state change goes through setState), so commits do not scan the table for them.
+   */
+  freeCount: number;
+  badCount = 0;
 
   constructor(readonly length: number) {
+    this.freeCount = length; // a new table is all Free (BlockState.Free = 0)
     this.state = new Uint8Array(length);
     this.lane = new Uint8Array(length);
     this.eraseCount = new Int32Array(length);
@@ -170,12 +179,22 @@ class BlockTable {
     this.corrections = new Uint32Array(length);
     this.items = new Array<ItemRef[] | undefined>(length);
   }
+
+  setState(b: number, v: BlockState): void {
+    const old = this.state[b] as BlockState;
+    if (old === v) return;
+    if (old === BlockState.Free) this.freeCount--;
+    else if (old === BlockState.Bad) this.badCount--;
+    if (v === BlockState.Free) this.freeCount++;
+    else if (v === BlockState.Bad) this.badCount++;
+    this.state[b] = v;
+  }
 }
 
 class BlockView implements BlockInfo {
   constructor(private readonly t: BlockTable, readonly index: number) {}
   get state(): BlockState { return this.t.state[this.index] as BlockState; }
-  set state(v: BlockState) { this.t.state[this.index] = v; }
+  set state(v: BlockState) { this.t.setState(this.index, v); }
   get lane(): number { return this.t.lane[this.index] as number; }
   set lane(v: number) { this.t.lane[this.index] = v; }
   get eraseCount(): number { return this.t.eraseCount[this.index] as number; }
@@ -239,6 +258,12 @@ const NO_COPY: ItemRef[] = Object.freeze([]) as unknown as ItemRef[];
 
 function newRec(type: number, id: number, kind: number, version: number): Rec {
   return { type, id, kind, version, length: 0, copies: [[], type < CRITICAL_TYPE_LIMIT ? [] : NO_COPY], mark: null };
+}
+/** newRec(...) with `ref` (fragment 0 of a copy the type has) already in its copy slot. */
+function newRecFrom(ref: ItemRef, kind: number): Rec {
+  const first = [ref];
+  const copies = copyIndex(ref) === 0 ? [first, ref.type < CRITICAL_TYPE_LIMIT ? [] : NO_COPY] : [[], first];
+  return { type: ref.type, id: ref.id, kind, version: ref.version, length: 0, copies, mark: null };
 }
 const copiesFor = (type: number): number => (type < CRITICAL_TYPE_LIMIT ? 2 : 1);
 const copyIndex = (ref: ItemRef): number => (ref.flags & FLAG_COPY2 ? 1 : 0);
@@ -452,14 +477,20 @@ export class FlashStore implements RecordStore {
         else if ((m[0] as ItemRef).version === ref.version && !m.some((x) => copyIndex(x) === copyIndex(ref))) m.push(ref);
         continue;
       }
+      const index = kind === ITEM_PUT ? ref.fragIndex : 0;
       let rec = this.recs.getTI(ref.type, ref.id);
       if (!rec || rec.version < ref.version) {
+        if (index === 0 && (copyIndex(ref) === 0 || ref.type < CRITICAL_TYPE_LIMIT)) {
+          // The common first item of a record: an exact one-element array, not an empty one
+          // grown on first store (V8 grows [] to 16 slots; mount makes one per record).
+          this.recs.setTI(ref.type, ref.id, newRecFrom(ref, kind));
+          continue;
+        }
         rec = newRec(ref.type, ref.id, kind, ref.version);
         this.recs.setTI(ref.type, ref.id, rec);
       }
       if (rec.version !== ref.version || rec.kind !== kind) continue;
       const slot = rec.copies[copyIndex(ref)] as ItemRef[];
-      const index = kind === ITEM_PUT ? ref.fragIndex : 0;
       if (!slot[index]) slot[index] = ref;
     }
     // Live accounting in bulk: refs of one frame mostly come together, so count runs locally.
@@ -519,9 +550,15 @@ export class FlashStore implements RecordStore {
 
   /** Critical records whose copies are not both readable are rewritten (the other copy repairs them). */
   private repairCritical(): void {
-    for (const [key, rec] of this.recs) {
-      if (rec.kind !== ITEM_PUT || rec.type >= CRITICAL_TYPE_LIMIT) continue;
-      if (!this.copyReadable(rec, 0) || !this.copyReadable(rec, 1)) this.repairQueue.add(key);
+    // Only critical types have two copies: visit just those (same order as iterating
+    // this.recs, which goes type by type), not every record of the device.
+    for (let type = 0; type < CRITICAL_TYPE_LIMIT; type++) {
+      const inner = this.recs.ofType(type);
+      if (!inner) continue;
+      for (const rec of inner.values()) {
+        if (rec.kind !== ITEM_PUT) continue;
+        if (!this.copyReadable(rec, 0) || !this.copyReadable(rec, 1)) this.repairQueue.add(keyOf(rec.type, rec.id));
+      }
     }
     if (this.repairQueue.size) this.runRepairs();
   }
@@ -623,6 +660,8 @@ export class FlashStore implements RecordStore {
     const eraseCounts = [...this.table.eraseCount];
     const goodIndex = eraseCounts.flatMap((_, b) => (this.table.state[b] !== BlockState.Bad ? [b] : []));
     const good = goodIndex;
+    const scannedFree = eraseCounts.filter((_, b) => this.table.state[b] === BlockState.Free).length;
+    assert(this.table.freeCount === scannedFree && this.table.badCount === eraseCounts.length - good.length, "free/bad block counts differ from the state table");
     const goodCounts = goodIndex.map((b) => eraseCounts[b] as number);
     const sum = goodCounts.reduce((a, b) => a + b, 0);
     return {
@@ -686,12 +725,14 @@ export class FlashStore implements RecordStore {
     let minEc = Infinity;
     let maxEc = -Infinity;
     let coldest = -1;
+    const { state, eraseCount } = this.table;
     for (let b = 0; b < this.g.blocks; b++) {
-      const info = this.block(b);
-      if (info.state === BlockState.Bad) continue;
-      if (info.eraseCount > maxEc) maxEc = info.eraseCount;
-      if (info.state === BlockState.Sealed && info.eraseCount < minEc) {
-        minEc = info.eraseCount;
+      const st = state[b] as BlockState;
+      if (st === BlockState.Bad) continue;
+      const ec = eraseCount[b] as number;
+      if (ec > maxEc) maxEc = ec;
+      if (st === BlockState.Sealed && ec < minEc) {
+        minEc = ec;
         coldest = b;
       }
     }
@@ -788,6 +829,9 @@ export class FlashStore implements RecordStore {
   private writeFrame(items: PlannedItem[], rolled: number): void {
     const frame = this.nextFrame++;
     const written: ItemRef[] = [];
+    // Both copies of a critical fragment have the same counter block (version, fragment), so
+    // the same ciphertext: encrypt each fragment once, for whichever lane writes it first.
+    const ciphers = new Map<PlannedItem, Uint8Array[]>();
     for (const lane of [LANE_MIRROR, LANE_MAIN]) {
       for (const item of items) {
         const copies = copiesFor(item.type);
@@ -795,15 +839,14 @@ export class FlashStore implements RecordStore {
         const flags = item.flags | (lane === LANE_MIRROR ? FLAG_COPY2 : 0);
         if (item.kind === ITEM_PUT) {
           const value = item.value as Uint8Array;
-          const frags = Math.max(1, Math.ceil(value.length / this.maxFragment));
-          for (let f = 0; f < frags; f++) {
-            const plain = value.subarray(f * this.maxFragment, Math.min(value.length, (f + 1) * this.maxFragment));
-            const cipher = this.encrypt(item.version, f, plain);
-            written.push(this.addItem(lane, { kind: ITEM_PUT, flags, type: item.type, id: item.id, fragIndex: f, fragCount: frags, version: item.version, frame }, cipher));
+          let frags = ciphers.get(item);
+          if (!frags) ciphers.set(item, (frags = this.encryptFragments(item.version, value)));
+          for (let f = 0; f < frags.length; f++) {
+            written.push(this.addItem(lane, { kind: ITEM_PUT, flags, type: item.type, id: item.id, fragIndex: f, fragCount: frags.length, version: item.version, frame }, frags[f] as Uint8Array));
           }
           if (lane === LANE_MAIN) this.counters.payloadBytesWritten += value.length;
         } else {
-          written.push(this.addItem(lane, { kind: item.kind, flags, type: item.type, id: item.id, fragIndex: 0, fragCount: 1, version: item.version, frame }, new Uint8Array(0)));
+          written.push(this.addItem(lane, { kind: item.kind, flags, type: item.type, id: item.id, fragIndex: 0, fragCount: 1, version: item.version, frame }, EMPTY_PAYLOAD));
         }
       }
       if (lane === LANE_MIRROR) this.flush(LANE_MIRROR);
@@ -821,6 +864,14 @@ export class FlashStore implements RecordStore {
     if (items.length) this.nextVersion = (items[items.length - 1] as PlannedItem).version + 1;
     this.applyWritten(written);
     if (this.frameLive.has(frame)) this.commits.set(frame, commit);
+  }
+
+  /** The ciphertext of each fragment of a record value (at least one fragment, maybe empty). */
+  private encryptFragments(version: number, value: Uint8Array): Uint8Array[] {
+    const count = Math.max(1, Math.ceil(value.length / this.maxFragment));
+    const out: Uint8Array[] = [];
+    for (let f = 0; f < count; f++) out.push(this.encrypt(version, f, value.subarray(f * this.maxFragment, Math.min(value.length, (f + 1) * this.maxFragment))));
+    return out;
   }
 
   /** Applies durable items to the index, in version order (lane-1 copies were written first). */
@@ -924,15 +975,11 @@ export class FlashStore implements RecordStore {
   }
 
   private goodBlocks(): number {
-    let n = 0;
-    for (const st of this.table.state) if (st !== BlockState.Bad) n++;
-    return n;
+    return this.table.length - this.table.badCount;
   }
 
   private freeBlockCount(): number {
-    let n = 0;
-    for (const st of this.table.state) if (st === BlockState.Free) n++;
-    return n;
+    return this.table.freeCount;
   }
 
   /** Flash the live items may use: good blocks less the reserve, data pages only, times the fill factor. */
@@ -983,17 +1030,20 @@ export class FlashStore implements RecordStore {
     let coldest = -1;
     let best = -1;
     let bestCost = Infinity;
+    const { state, eraseCount, liveCost } = this.table;
     for (let b = 0; b < this.g.blocks; b++) {
-      const info = this.block(b);
-      if (info.state === BlockState.Bad) continue;
-      maxEc = Math.max(maxEc, info.eraseCount);
-      if (info.state !== BlockState.Sealed) continue;
-      if (info.eraseCount < minEc) {
-        minEc = info.eraseCount;
+      const st = state[b] as BlockState;
+      if (st === BlockState.Bad) continue;
+      const ec = eraseCount[b] as number;
+      maxEc = Math.max(maxEc, ec);
+      if (st !== BlockState.Sealed) continue;
+      if (ec < minEc) {
+        minEc = ec;
         coldest = b;
       }
-      if (info.liveCost < bestCost || (info.liveCost === bestCost && info.eraseCount < this.block(best).eraseCount)) {
-        bestCost = info.liveCost;
+      const cost = liveCost[b] as number;
+      if (cost < bestCost || (cost === bestCost && ec < (eraseCount[best] as number))) {
+        bestCost = cost;
         best = b;
       }
     }
@@ -1153,7 +1203,10 @@ export class FlashStore implements RecordStore {
     const size = ITEM_HEADER_BYTES + payload.length;
     const slots = slotsFor(size);
     assert(slots <= this.slotsPerPage, "item larger than a page");
-    const ref: ItemRef = { ...fields, length: payload.length, block: -1, page: -1, offset: -1, extra: 0 };
+    const ref: ItemRef = {
+      kind: fields.kind, flags: fields.flags, type: fields.type, id: fields.id, fragIndex: fields.fragIndex, fragCount: fields.fragCount,
+      length: payload.length, version: fields.version, frame: fields.frame, block: -1, page: -1, offset: -1, extra: 0,
+    };
     const bytes = new Uint8Array(size);
     bytes[IT_KIND] = ref.kind;
     bytes[IT_FLAGS] = ref.flags;
@@ -1281,10 +1334,10 @@ export class FlashStore implements RecordStore {
   private openBlock(lane: number): void {
     for (let attempts = 0; attempts < this.g.blocks; attempts++) {
       let pick = -1;
+      const { state, eraseCount } = this.table;
       for (let b = 0; b < this.g.blocks; b++) {
-        const info = this.block(b);
-        if (info.state !== BlockState.Free) continue;
-        if (pick < 0 || info.eraseCount < this.block(pick).eraseCount) pick = b;
+        if (state[b] !== BlockState.Free) continue;
+        if (pick < 0 || (eraseCount[b] as number) < (eraseCount[pick] as number)) pick = b;
       }
       if (pick < 0) throw new StoreError("STORAGE_FULL", "storage full: no free flash block is left");
       const info = this.block(pick);
@@ -1433,7 +1486,10 @@ export class FlashStore implements RecordStore {
     return out;
   }
 
-  /** The item's bytes (header + ciphertext), verified, or null. */
+  /**
+   * The item's bytes (header + ciphertext), verified, or null. A view into the cached page,
+   * not a copy: callers only read it (cached pages are never modified once validated).
+   */
   private readItemBytes(ref: ItemRef): Uint8Array | null {
     const page = this.readValidPage(ref.block, ref.page);
     if (!page) return null;
@@ -1441,7 +1497,7 @@ export class FlashStore implements RecordStore {
     if (end > this.g.pageBytes) return null;
     if (page[ref.offset + IT_KIND] !== ref.kind || readU48(page, ref.offset + IT_VERSION) !== ref.version) return null;
     if (readU32(page, ref.offset + IT_CRC) !== itemCrc(page, ref.offset, ref.length)) return null;
-    return page.slice(ref.offset, end);
+    return page.subarray(ref.offset, end);
   }
 
   /** Every fragment of copy `c` reads back with a valid CRC (no decryption). */
