@@ -85,14 +85,18 @@ function run(command: string, args: string[]): void {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** USB port power through uhubctl: `uhubctl -l LOCATION -p PORT -a off|on`. */
-export class UhubctlPowerControl implements PowerControl {
-  readonly kind = "uhubctl" as const;
+/** Time a re-powered USB token needs to enumerate and answer again. */
+const REPOWER_SETTLE_MS = 1500;
+const UHUBCTL_MAX_PORT = 32;
+
+/**
+ * A hardware power switch: a cut is timed, `n` milliseconds after the command is sent
+ * (hardware cannot see flash operations). Subclasses only switch the power.
+ */
+abstract class TimedCutPowerControl implements PowerControl {
+  abstract readonly kind: "uhubctl" | "relay";
   private delayMs = -1;
-  constructor(readonly location: string, readonly port: number, private readonly command = "uhubctl") {
-    if (!/^[0-9][0-9.-]*$/.test(location)) throw new PowerControlError(`uhubctl hub location must look like 1-1.2, got "${location}"`);
-    if (!Number.isInteger(port) || port < 1 || port > 32) throw new PowerControlError(`uhubctl port must be 1..32, got ${port}`);
-  }
+  protected abstract switchPower(on: boolean): void;
   armCut(n: number): void {
     this.delayMs = n;
   }
@@ -105,21 +109,35 @@ export class UhubctlPowerControl implements PowerControl {
     return this.delayMs >= 0;
   }
   async off(): Promise<void> {
-    run(this.command, ["-l", this.location, "-p", String(this.port), "-a", "off"]);
+    this.switchPower(false);
   }
   async restore(): Promise<void> {
     this.delayMs = -1;
-    run(this.command, ["-l", this.location, "-p", String(this.port), "-a", "on"]);
-    await sleep(1500); // enumeration
+    this.switchPower(true);
+    await sleep(REPOWER_SETTLE_MS);
+  }
+}
+
+/** USB port power through uhubctl: `uhubctl -l LOCATION -p PORT -a off|on`. */
+export class UhubctlPowerControl extends TimedCutPowerControl {
+  readonly kind = "uhubctl" as const;
+  constructor(readonly location: string, readonly port: number, private readonly command = "uhubctl") {
+    super();
+    if (!/^[0-9][0-9.-]*$/.test(location)) throw new PowerControlError(`uhubctl hub location must look like 1-1.2, got "${location}"`);
+    if (!Number.isInteger(port) || port < 1 || port > UHUBCTL_MAX_PORT) throw new PowerControlError(`uhubctl port must be 1..${UHUBCTL_MAX_PORT}, got ${port}`);
+  }
+  protected switchPower(on: boolean): void {
+    run(this.command, ["-l", this.location, "-p", String(this.port), "-a", on ? "on" : "off"]);
   }
 }
 
 /** A serial relay board: writes the configured off/on byte strings to a tty. */
-export class SerialRelayPowerControl implements PowerControl {
+export class SerialRelayPowerControl extends TimedCutPowerControl {
   readonly kind = "relay" as const;
-  private delayMs = -1;
-  constructor(readonly device: string, private readonly offBytes = Uint8Array.of(0xa0, 0x01, 0x01, 0xa2), private readonly onBytes = Uint8Array.of(0xa0, 0x01, 0x00, 0xa1)) {}
-  private write(bytes: Uint8Array): void {
+  constructor(readonly device: string, private readonly offBytes = Uint8Array.of(0xa0, 0x01, 0x01, 0xa2), private readonly onBytes = Uint8Array.of(0xa0, 0x01, 0x00, 0xa1)) {
+    super();
+  }
+  protected switchPower(on: boolean): void {
     let fd: number;
     try {
       fd = openSync(this.device, "w");
@@ -127,29 +145,10 @@ export class SerialRelayPowerControl implements PowerControl {
       throw new PowerControlError(`cannot open relay ${this.device}: ${(e as Error).message}`);
     }
     try {
-      writeSync(fd, bytes);
+      writeSync(fd, on ? this.onBytes : this.offBytes);
     } finally {
       closeSync(fd);
     }
-  }
-  armCut(n: number): void {
-    this.delayMs = n;
-  }
-  async commandSent(): Promise<void> {
-    if (this.delayMs < 0) return;
-    await sleep(this.delayMs);
-    await this.off();
-  }
-  cutHappened(): boolean {
-    return this.delayMs >= 0;
-  }
-  async off(): Promise<void> {
-    this.write(this.offBytes);
-  }
-  async restore(): Promise<void> {
-    this.delayMs = -1;
-    this.write(this.onBytes);
-    await sleep(1500);
   }
 }
 
