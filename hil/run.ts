@@ -26,6 +26,8 @@ export interface HilRunOptions {
   quick?: boolean;
   /** Opens non-sim targets (default src/transport's openChannel). */
   openChannel?: (uri: string) => Promise<ApduChannel>;
+  /** Start of a sim:IMAGE target's virtual clock (see OpenTargetOptions). */
+  imageClockStartMs?: number;
   /** Monotonic clock for durations (performance.now by default); never written to the trace. */
   now?: () => number;
 }
@@ -46,7 +48,7 @@ export async function runHil(o: HilRunOptions): Promise<{ report: RunReport; tra
   const rt = new RunTrace(o.trace ? new TeeTrace([memory, o.trace]) : memory);
   const params = { target: o.target, suites, quick: o.quick === true };
   rt.emit({ kind: "run", seed: o.seed, tool: HIL_TOOL, params });
-  const target: Target = await openTarget(o.target, { seed: o.seed, trace: rt, ...(o.power ? { power: o.power } : {}), ...(o.keys ? { keys: o.keys } : {}), ...(o.openChannel ? { openChannel: o.openChannel } : {}) });
+  const target: Target = await openTarget(o.target, { seed: o.seed, trace: rt, ...(o.power ? { power: o.power } : {}), ...(o.keys ? { keys: o.keys } : {}), ...(o.openChannel ? { openChannel: o.openChannel } : {}), ...(o.imageClockStartMs !== undefined ? { imageClockStartMs: o.imageClockStartMs } : {}) });
   const rng = new Rng(o.seed);
   const ctx: SuiteContext = {
     target, send: (a) => target.channel.transmit(a), rng, trace: rt, seenSw: new Set(), now: o.now ?? (() => performance.now()), quick: o.quick === true,

@@ -126,6 +126,12 @@ export interface OpenTargetOptions {
   keys?: IssuerKeys;
   /** How to open a non-sim URI; default src/transport's openChannel. */
   openChannel?: (uri: string) => Promise<ApduChannel>;
+  /**
+   * Where the virtual clock of a sim:IMAGE target starts (default HIL_START_SECONDS). An image
+   * keeps its secure-clock checkpoint across runs, so a card issued at a later time would
+   * rightly see an earlier start as a rolled-back clock: the CLI passes the wall clock.
+   */
+  imageClockStartMs?: number;
 }
 
 export async function openTarget(uri: string, options: OpenTargetOptions): Promise<Target> {
@@ -136,7 +142,7 @@ export async function openTarget(uri: string, options: OpenTargetOptions): Promi
     if (where === "") throw new TargetError(`target "${uri}": say sim:memory or sim:PATH-TO-IMAGE`);
     const make = (): SimDevice => {
       try {
-        return where === "memory" ? SimDevice.create({ seed: options.seed }) : SimDevice.image(where, { seed: options.seed });
+        return where === "memory" ? SimDevice.create({ seed: options.seed }) : SimDevice.image(where, { seed: options.seed, ...(options.imageClockStartMs !== undefined ? { startMs: options.imageClockStartMs } : {}) });
       } catch (error) {
         throw new TargetError(`target "${uri}": ${error instanceof Error ? error.message : String(error)}`);
       }

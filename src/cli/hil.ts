@@ -76,7 +76,11 @@ export function registerHil(program: Command): void {
         const keys = o.issuerKeys ? readIssuerKeys(o.issuerKeys) : undefined;
         if (o.trace) mkdirSync(dirname(o.trace), { recursive: true });
         const trace = o.trace ? new FileTrace(o.trace) : undefined;
-        const { report } = await runHil({ target: o.target, suites, seed, ...(trace ? { trace } : {}), ...(power ? { power } : {}), ...(keys ? { keys } : {}), quick: o.quick === true });
+        const { report } = await runHil({
+          target: o.target, suites, seed, ...(trace ? { trace } : {}), ...(power ? { power } : {}), ...(keys ? { keys } : {}), quick: o.quick === true,
+          // A persistent image lives in real time (it may have been issued today).
+          imageClockStartMs: Date.now(),
+        });
         if (o.trace) report.traceFile = o.trace;
         for (const r of report.results) {
           console.log(`${r.status.toUpperCase().padEnd(5)} ${r.suite} / ${r.name}${r.message ? `: ${r.message}` : ""}${r.metrics ? ` ${JSON.stringify(r.metrics)}` : ""}`);
