@@ -59,7 +59,9 @@ export type StoreErrorCode =
   | "BAD_GEOMETRY"
   | "WRONG_KEY"
   /** The store was mounted read-only (inspect): commit is refused. */
-  | "READ_ONLY";
+  | "READ_ONLY"
+  /** The image file is open in another process. */
+  | "IN_USE";
 
 /** Every failure the store reports carries a code, so callers map it to a status word. */
 export class StoreError extends Error {

@@ -14,6 +14,7 @@
  * page; erase writes the table (count + 1) first, then the erased cells, then the pointer 0.
  * A kill inside a write leaves some of its bytes written: a subset of the intended changes.
  */
+import { acquireImageLock, releaseImageLock } from "./image-lock.ts";
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
 import { StoreError } from "./api.ts";
 import { crc32 } from "./crc32.ts";
@@ -88,7 +89,14 @@ export class FileMedia implements Media {
     checkGeometry(g);
     const endurance = options.endurance ?? ENDURANCE_CYCLES;
     if (!options.overwrite && existsSync(path)) throw new StoreError("BAD_IMAGE", `image ${path} already exists (pass overwrite to replace it)`);
-    const fd = openSync(path, "w+");
+    acquireImageLock(path);
+    let fd: number;
+    try {
+      fd = openSync(path, "w+");
+    } catch (error) {
+      releaseImageLock(path);
+      throw error;
+    }
     try {
       const header = new Uint8Array(IMAGE_HEADER_BYTES);
       header.set(new TextEncoder().encode(IMAGE_MAGIC), IH_MAGIC);
@@ -107,6 +115,7 @@ export class FileMedia implements Media {
       writeFully(fd, header, 0);
     } catch (error) {
       closeSync(fd);
+      releaseImageLock(path);
       throw error;
     }
     const media = new FileMedia(path, fd, g, endurance, options.durable ?? false);
@@ -116,7 +125,14 @@ export class FileMedia implements Media {
   /** Opens an image; `expect` (when given) must match its geometry. */
   static open(path: string, options: { geometry?: Geometry; durable?: boolean } = {}): FileMedia {
     if (!existsSync(path)) throw new StoreError("BAD_IMAGE", `image ${path} does not exist`);
-    const fd = openSync(path, "r+");
+    acquireImageLock(path);
+    let fd: number;
+    try {
+      fd = openSync(path, "r+");
+    } catch (error) {
+      releaseImageLock(path);
+      throw error;
+    }
     try {
       const size = fstatSync(fd).size;
       if (size < IMAGE_HEADER_USED) throw new StoreError("BAD_IMAGE", `image ${path} is truncated: ${size} bytes, smaller than its header`);
@@ -138,6 +154,7 @@ export class FileMedia implements Media {
       return new FileMedia(path, fd, g, endurance, options.durable ?? false);
     } catch (error) {
       closeSync(fd);
+      releaseImageLock(path);
       throw error;
     }
   }
@@ -210,8 +227,10 @@ export class FileMedia implements Media {
   }
 
   close(): void {
-    if (this.fd >= 0) closeSync(this.fd);
+    if (this.fd < 0) return;
+    closeSync(this.fd);
     this.fd = -1;
+    releaseImageLock(this.path);
   }
 
   private pageOffset(block: number, page: number): number {
