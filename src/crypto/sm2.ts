@@ -22,6 +22,13 @@ const GENERATOR_X = hexBytes("32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE171
 const GENERATOR_Y = hexBytes("BC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0");
 const ORDER_N = BigInt("0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123");
 
+/**
+ * Window of our fixed-base table for k·G: 10 bits trades a one-time ~175 ms precompute
+ * (built lazily, on the first signature or key derivation) for ~20% faster multiplications
+ * than sm-crypto-v2's default 8-bit table on its own generator.
+ */
+const FIXED_BASE_WINDOW_BITS = 10;
+
 export interface Sm2KeyPair {
   privateKey: Uint8Array;
   publicKey: Uint8Array;
@@ -43,6 +50,21 @@ function bigIntTo32(value: bigint): Uint8Array {
   return hexBytes(value.toString(16).padStart(64, "0"));
 }
 
+type CurvePoint = ReturnType<typeof smV2.precomputePublicKey>;
+
+let fixedBase: CurvePoint | undefined;
+
+/** The generator with its own precomputed table, built once per process on first use. */
+function generatorPoint(): CurvePoint {
+  fixedBase ??= smV2.precomputePublicKey("04" + hex(GENERATOR_X) + hex(GENERATOR_Y), FIXED_BASE_WINDOW_BITS);
+  return fixedBase;
+}
+
+/** The affine x of k·G on sm-crypto-v2's curve arithmetic, without hex round trips. */
+function fixedBaseX(k: bigint): bigint {
+  return generatorPoint().multiply(k).toAffine().x;
+}
+
 function checkPrivateKey(privateKey: Uint8Array): bigint {
   if (privateKey.length !== SM2_PRIVATE_KEY_BYTES) throw new RangeError(`SM2 private key must be ${SM2_PRIVATE_KEY_BYTES} bytes`);
   const d = bytesToBigInt(privateKey);
@@ -61,8 +83,13 @@ export function isValidSm2PublicKey(publicKey: Uint8Array): boolean {
 }
 
 export function sm2PublicKeyFromPrivate(privateKey: Uint8Array): Uint8Array {
-  checkPrivateKey(privateKey);
-  return hexBytes(smV2.getPublicKeyFromPrivateKey(hex(privateKey)));
+  const d = checkPrivateKey(privateKey);
+  const { x, y } = generatorPoint().multiply(d).toAffine();
+  const publicKey = new Uint8Array(SM2_PUBLIC_KEY_BYTES);
+  publicKey[0] = 0x04;
+  publicKey.set(bigIntTo32(x), 1);
+  publicKey.set(bigIntTo32(y), 1 + SM2_PRIVATE_KEY_BYTES);
+  return publicKey;
 }
 
 /** A key pair drawn from the run's PRNG (on the card: from its RNG), so runs replay. */
@@ -86,8 +113,23 @@ export function sm2UserHashZ(publicKey: Uint8Array, userId: string = SM2_DEFAULT
   return sm3(entlBytes, id, CURVE_A, CURVE_B, GENERATOR_X, GENERATOR_Y, publicKey.subarray(1, 33), publicKey.subarray(33, 65));
 }
 
+/** Z for the last few (public key, user ID) pairs: a card signs with one key over and over. */
+const userHashCache = new Map<string, Uint8Array>();
+const USER_HASH_CACHE_SIZE = 64;
+
+function cachedUserHashZ(publicKey: Uint8Array, userId: string = SM2_DEFAULT_USER_ID): Uint8Array {
+  const key = hex(publicKey) + "/" + userId;
+  let z = userHashCache.get(key);
+  if (!z) {
+    z = sm2UserHashZ(publicKey, userId);
+    if (userHashCache.size >= USER_HASH_CACHE_SIZE) userHashCache.delete(userHashCache.keys().next().value as string);
+    userHashCache.set(key, z);
+  }
+  return z;
+}
+
 export function sm2MessageDigest(publicKey: Uint8Array, message: Uint8Array, userId?: string): Uint8Array {
-  return sm3(sm2UserHashZ(publicKey, userId), message);
+  return sm3(cachedUserHashZ(publicKey, userId), message);
 }
 
 /** RFC 6979 section 3.2 with HMAC-SM3 (qlen = hlen = 256 bits). */
@@ -133,6 +175,20 @@ function invModN(x: bigint): bigint {
   return modN(oldS);
 }
 
+/** (1 + d)^-1 mod n for the last few signing keys: a card signs with one key over and over. */
+const inverseCache = new Map<bigint, bigint>();
+const INVERSE_CACHE_SIZE = 16;
+
+function inverseOnePlus(d: bigint): bigint {
+  let inverse = inverseCache.get(d);
+  if (inverse === undefined) {
+    inverse = invModN(d + 1n);
+    if (inverseCache.size >= INVERSE_CACHE_SIZE) inverseCache.delete(inverseCache.keys().next().value as bigint);
+    inverseCache.set(d, inverse);
+  }
+  return inverse;
+}
+
 function derInteger(value: bigint): Uint8Array {
   let body = hexBytes(value.toString(16).padStart(64, "0"));
   let start = 0;
@@ -154,14 +210,13 @@ export function sm2Sign(privateKey: Uint8Array, message: Uint8Array, options: Sm
   const publicKey = options.publicKey ?? sm2PublicKeyFromPrivate(privateKey);
   const digest = sm2MessageDigest(publicKey, message, options.userId);
   const e = bytesToBigInt(digest);
-  const inverseOnePlusD = invModN(d + 1n);
+  const inverseOnePlusD = inverseOnePlus(d);
   // GB/T 32918.2 section 6.1 with one fixed-base scalar multiplication per attempt; the
   // nonce chain is re-derived from the hashed seed in the (negligible) case r or s is 0.
   let seed = digest;
   for (;;) {
     const k = deterministicNonce(d, seed);
-    const kG = hexBytes(smV2.getPublicKeyFromPrivateKey(k.toString(16).padStart(64, "0")));
-    const r = modN(e + bytesToBigInt(kG.subarray(1, 33)));
+    const r = modN(e + fixedBaseX(k));
     if (r !== 0n && r + k !== ORDER_N) {
       const s = modN(inverseOnePlusD * (k - r * d));
       if (s !== 0n) return encodeSm2SignatureDer(r, s);
