@@ -133,21 +133,34 @@ export function sm2MessageDigest(publicKey: Uint8Array, message: Uint8Array, use
   return sm3(cachedUserHashZ(publicKey, userId), message);
 }
 
-/** RFC 6979 section 3.2 with HMAC-SM3 (qlen = hlen = 256 bits). */
-function deterministicNonce(d: bigint, digest: Uint8Array): bigint {
-  const x = bigIntTo32(d);
-  const h1 = bigIntTo32(bytesToBigInt(digest) % ORDER_N);
-  let v: Uint8Array = new Uint8Array(32).fill(0x01);
-  let k: Uint8Array = new Uint8Array(32);
-  k = hmacSm3(k, v, Uint8Array.of(0x00), x, h1);
+const NONCE_SEPARATOR_0 = Uint8Array.of(0x00);
+const NONCE_SEPARATOR_1 = Uint8Array.of(0x01);
+const NONCE_INITIAL_V = new Uint8Array(32).fill(0x01);
+const NONCE_INITIAL_K = new Uint8Array(32);
+
+/** bits2octets (RFC 6979 section 2.3.4): the digest reduced mod n, as 32 bytes. */
+function digestOctets(digest: Uint8Array): Uint8Array {
+  const h = bytesToBigInt(digest);
+  return h < ORDER_N && digest.length === SM2_PRIVATE_KEY_BYTES ? digest : bigIntTo32(h % ORDER_N);
+}
+
+/**
+ * RFC 6979 section 3.2 with HMAC-SM3 (qlen = hlen = 256 bits); `x` is the private key's
+ * 32 bytes (int2octets(d)). The constant inputs are shared: hmacSm3 only reads them.
+ */
+function deterministicNonce(x: Uint8Array, digest: Uint8Array): bigint {
+  const h1 = digestOctets(digest);
+  let v: Uint8Array = NONCE_INITIAL_V;
+  let k: Uint8Array = NONCE_INITIAL_K;
+  k = hmacSm3(k, v, NONCE_SEPARATOR_0, x, h1);
   v = hmacSm3(k, v);
-  k = hmacSm3(k, v, Uint8Array.of(0x01), x, h1);
+  k = hmacSm3(k, v, NONCE_SEPARATOR_1, x, h1);
   v = hmacSm3(k, v);
   for (;;) {
     v = hmacSm3(k, v);
     const candidate = bytesToBigInt(v);
     if (candidate >= 1n && candidate < ORDER_N) return candidate;
-    k = hmacSm3(k, v, Uint8Array.of(0x00));
+    k = hmacSm3(k, v, NONCE_SEPARATOR_0);
     v = hmacSm3(k, v);
   }
 }
@@ -235,7 +248,7 @@ export function sm2Sign(privateKey: Uint8Array, message: Uint8Array, options: Sm
   // nonce chain is re-derived from the hashed seed in the (negligible) case r or s is 0.
   let seed = digest;
   for (;;) {
-    const k = deterministicNonce(d, seed);
+    const k = deterministicNonce(privateKey, seed);
     const r = modN(e + fixedBaseX(k));
     if (r !== 0n && r + k !== ORDER_N) {
       const s = modN(inverseOnePlusD * (k - r * d));
