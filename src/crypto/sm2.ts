@@ -22,6 +22,14 @@ const GENERATOR_X = hexBytes("32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE171
 const GENERATOR_Y = hexBytes("BC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0");
 const ORDER_N = BigInt("0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123");
 
+/**
+ * Window of our fixed-base table for k·G: 11 bits trades a one-time ~0.3 s precompute
+ * (built lazily, on the first signature or key derivation) for ~25% faster multiplications
+ * than sm-crypto-v2's default 8-bit table on its own generator (10 bits: ~0.18 s, ~20%;
+ * 12 bits: ~0.55 s, only ~4% more than 11).
+ */
+const FIXED_BASE_WINDOW_BITS = 11;
+
 export interface Sm2KeyPair {
   privateKey: Uint8Array;
   publicKey: Uint8Array;
@@ -43,6 +51,21 @@ function bigIntTo32(value: bigint): Uint8Array {
   return hexBytes(value.toString(16).padStart(64, "0"));
 }
 
+type CurvePoint = ReturnType<typeof smV2.precomputePublicKey>;
+
+let fixedBase: CurvePoint | undefined;
+
+/** The generator with its own precomputed table, built once per process on first use. */
+function generatorPoint(): CurvePoint {
+  fixedBase ??= smV2.precomputePublicKey("04" + hex(GENERATOR_X) + hex(GENERATOR_Y), FIXED_BASE_WINDOW_BITS);
+  return fixedBase;
+}
+
+/** The affine x of k·G on sm-crypto-v2's curve arithmetic, without hex round trips. */
+function fixedBaseX(k: bigint): bigint {
+  return generatorPoint().multiply(k).toAffine().x;
+}
+
 function checkPrivateKey(privateKey: Uint8Array): bigint {
   if (privateKey.length !== SM2_PRIVATE_KEY_BYTES) throw new RangeError(`SM2 private key must be ${SM2_PRIVATE_KEY_BYTES} bytes`);
   const d = bytesToBigInt(privateKey);
@@ -61,8 +84,13 @@ export function isValidSm2PublicKey(publicKey: Uint8Array): boolean {
 }
 
 export function sm2PublicKeyFromPrivate(privateKey: Uint8Array): Uint8Array {
-  checkPrivateKey(privateKey);
-  return hexBytes(smV2.getPublicKeyFromPrivateKey(hex(privateKey)));
+  const d = checkPrivateKey(privateKey);
+  const { x, y } = generatorPoint().multiply(d).toAffine();
+  const publicKey = new Uint8Array(SM2_PUBLIC_KEY_BYTES);
+  publicKey[0] = 0x04;
+  publicKey.set(bigIntTo32(x), 1);
+  publicKey.set(bigIntTo32(y), 1 + SM2_PRIVATE_KEY_BYTES);
+  return publicKey;
 }
 
 /** A key pair drawn from the run's PRNG (on the card: from its RNG), so runs replay. */
@@ -86,25 +114,53 @@ export function sm2UserHashZ(publicKey: Uint8Array, userId: string = SM2_DEFAULT
   return sm3(entlBytes, id, CURVE_A, CURVE_B, GENERATOR_X, GENERATOR_Y, publicKey.subarray(1, 33), publicKey.subarray(33, 65));
 }
 
-export function sm2MessageDigest(publicKey: Uint8Array, message: Uint8Array, userId?: string): Uint8Array {
-  return sm3(sm2UserHashZ(publicKey, userId), message);
+/** Z for the last few (public key, user ID) pairs: a card signs with one key over and over. */
+const userHashCache = new Map<string, Uint8Array>();
+const USER_HASH_CACHE_SIZE = 64;
+
+function cachedUserHashZ(publicKey: Uint8Array, userId: string = SM2_DEFAULT_USER_ID): Uint8Array {
+  const key = hex(publicKey) + "/" + userId;
+  let z = userHashCache.get(key);
+  if (!z) {
+    z = sm2UserHashZ(publicKey, userId);
+    if (userHashCache.size >= USER_HASH_CACHE_SIZE) userHashCache.delete(userHashCache.keys().next().value as string);
+    userHashCache.set(key, z);
+  }
+  return z;
 }
 
-/** RFC 6979 section 3.2 with HMAC-SM3 (qlen = hlen = 256 bits). */
-function deterministicNonce(d: bigint, digest: Uint8Array): bigint {
-  const x = bigIntTo32(d);
-  const h1 = bigIntTo32(bytesToBigInt(digest) % ORDER_N);
-  let v: Uint8Array = new Uint8Array(32).fill(0x01);
-  let k: Uint8Array = new Uint8Array(32);
-  k = hmacSm3(k, v, Uint8Array.of(0x00), x, h1);
+export function sm2MessageDigest(publicKey: Uint8Array, message: Uint8Array, userId?: string): Uint8Array {
+  return sm3(cachedUserHashZ(publicKey, userId), message);
+}
+
+const NONCE_SEPARATOR_0 = Uint8Array.of(0x00);
+const NONCE_SEPARATOR_1 = Uint8Array.of(0x01);
+const NONCE_INITIAL_V = new Uint8Array(32).fill(0x01);
+const NONCE_INITIAL_K = new Uint8Array(32);
+
+/** bits2octets (RFC 6979 section 2.3.4): the digest reduced mod n, as 32 bytes. */
+function digestOctets(digest: Uint8Array): Uint8Array {
+  const h = bytesToBigInt(digest);
+  return h < ORDER_N && digest.length === SM2_PRIVATE_KEY_BYTES ? digest : bigIntTo32(h % ORDER_N);
+}
+
+/**
+ * RFC 6979 section 3.2 with HMAC-SM3 (qlen = hlen = 256 bits); `x` is the private key's
+ * 32 bytes (int2octets(d)). The constant inputs are shared: hmacSm3 only reads them.
+ */
+function deterministicNonce(x: Uint8Array, digest: Uint8Array): bigint {
+  const h1 = digestOctets(digest);
+  let v: Uint8Array = NONCE_INITIAL_V;
+  let k: Uint8Array = NONCE_INITIAL_K;
+  k = hmacSm3(k, v, NONCE_SEPARATOR_0, x, h1);
   v = hmacSm3(k, v);
-  k = hmacSm3(k, v, Uint8Array.of(0x01), x, h1);
+  k = hmacSm3(k, v, NONCE_SEPARATOR_1, x, h1);
   v = hmacSm3(k, v);
   for (;;) {
     v = hmacSm3(k, v);
     const candidate = bytesToBigInt(v);
     if (candidate >= 1n && candidate < ORDER_N) return candidate;
-    k = hmacSm3(k, v, Uint8Array.of(0x00));
+    k = hmacSm3(k, v, NONCE_SEPARATOR_0);
     v = hmacSm3(k, v);
   }
 }
@@ -133,20 +189,53 @@ function invModN(x: bigint): bigint {
   return modN(oldS);
 }
 
-function derInteger(value: bigint): Uint8Array {
-  let body = hexBytes(value.toString(16).padStart(64, "0"));
+/** (1 + d)^-1 mod n for the last few signing keys: a card signs with one key over and over. */
+const inverseCache = new Map<bigint, bigint>();
+const INVERSE_CACHE_SIZE = 16;
+
+function inverseOnePlus(d: bigint): bigint {
+  let inverse = inverseCache.get(d);
+  if (inverse === undefined) {
+    inverse = invModN(d + 1n);
+    if (inverseCache.size >= INVERSE_CACHE_SIZE) inverseCache.delete(inverseCache.keys().next().value as bigint);
+    inverseCache.set(d, inverse);
+  }
+  return inverse;
+}
+
+const DER_SEQUENCE = 0x30;
+const DER_INTEGER = 0x02;
+const DER_HEADER_BYTES = 2;
+
+/** The minimal two's-complement body of a non-negative INTEGER below 2^256. */
+function derIntegerBody(value: bigint): Uint8Array {
+  const bytes = bigIntTo32(value);
   let start = 0;
-  while (start < body.length - 1 && body[start] === 0) start++;
-  body = body.subarray(start);
-  if ((body[0] as number) & 0x80) body = Uint8Array.of(0, ...body);
-  return Uint8Array.of(0x02, body.length, ...body);
+  while (start < bytes.length - 1 && bytes[start] === 0) start++;
+  // A set top bit needs a 0x00 pad byte; start - 1 is then either a zero byte or the pad slot.
+  if ((bytes[start] as number) & 0x80) {
+    if (start > 0) return bytes.subarray(start - 1);
+    const padded = new Uint8Array(bytes.length + 1);
+    padded.set(bytes, 1);
+    return padded;
+  }
+  return bytes.subarray(start);
 }
 
 /** DER SEQUENCE { r INTEGER, s INTEGER }; both fit in 33 bytes, so short-form lengths suffice. */
 export function encodeSm2SignatureDer(r: bigint, s: bigint): Uint8Array {
-  const ri = derInteger(r);
-  const si = derInteger(s);
-  return Uint8Array.of(0x30, ri.length + si.length, ...ri, ...si);
+  const rb = derIntegerBody(r);
+  const sb = derIntegerBody(s);
+  const out = new Uint8Array(3 * DER_HEADER_BYTES + rb.length + sb.length);
+  out[0] = DER_SEQUENCE;
+  out[1] = out.length - DER_HEADER_BYTES;
+  out[2] = DER_INTEGER;
+  out[3] = rb.length;
+  out.set(rb, 2 * DER_HEADER_BYTES);
+  out[2 * DER_HEADER_BYTES + rb.length] = DER_INTEGER;
+  out[2 * DER_HEADER_BYTES + rb.length + 1] = sb.length;
+  out.set(sb, 3 * DER_HEADER_BYTES + rb.length);
+  return out;
 }
 
 export function sm2Sign(privateKey: Uint8Array, message: Uint8Array, options: Sm2SignOptions = {}): Uint8Array {
@@ -154,14 +243,13 @@ export function sm2Sign(privateKey: Uint8Array, message: Uint8Array, options: Sm
   const publicKey = options.publicKey ?? sm2PublicKeyFromPrivate(privateKey);
   const digest = sm2MessageDigest(publicKey, message, options.userId);
   const e = bytesToBigInt(digest);
-  const inverseOnePlusD = invModN(d + 1n);
+  const inverseOnePlusD = inverseOnePlus(d);
   // GB/T 32918.2 section 6.1 with one fixed-base scalar multiplication per attempt; the
   // nonce chain is re-derived from the hashed seed in the (negligible) case r or s is 0.
   let seed = digest;
   for (;;) {
-    const k = deterministicNonce(d, seed);
-    const kG = hexBytes(smV2.getPublicKeyFromPrivateKey(k.toString(16).padStart(64, "0")));
-    const r = modN(e + bytesToBigInt(kG.subarray(1, 33)));
+    const k = deterministicNonce(privateKey, seed);
+    const r = modN(e + fixedBaseX(k));
     if (r !== 0n && r + k !== ORDER_N) {
       const s = modN(inverseOnePlusD * (k - r * d));
       if (s !== 0n) return encodeSm2SignatureDer(r, s);

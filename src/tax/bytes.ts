@@ -15,11 +15,35 @@ const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 export const U16_MAX = 0xffff;
 export const U32_MAX = 0xffff_ffff;
 
+const INITIAL_WRITER_BYTES = 1024;
+/** Larger backing buffers are left to the GC rather than kept for the next writer. */
+const MAX_SPARE_WRITER_BYTES = 64 * 1024;
+/**
+ * A finished writer's backing buffer, handed to the next writer: encodings run one after
+ * another on the hot paths (an issue encodes several records), so most writers reuse it
+ * instead of allocating (and zeroing) a fresh 1 KiB buffer each.
+ */
+let spareBuffer: Uint8Array | undefined;
+
+function takeBuffer(): Uint8Array {
+  const buf = spareBuffer ?? new Uint8Array(INITIAL_WRITER_BYTES);
+  spareBuffer = undefined;
+  return buf;
+}
+
 export class ByteWriter {
-  private buf = new Uint8Array(1024);
+  private buf = takeBuffer();
   private len = 0;
+  /** The backing buffer went back to the spare slot at finish() and `buf` is the array finish() returned; copy before writing again. */
+  private released = false;
 
   private ensure(n: number): void {
+    if (this.released) {
+      const copy = new Uint8Array(Math.max(this.len + n, INITIAL_WRITER_BYTES));
+      copy.set(this.buf.subarray(0, this.len));
+      this.buf = copy;
+      this.released = false;
+    }
     if (this.len + n <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < this.len + n) size *= 2;
@@ -69,7 +93,14 @@ export class ByteWriter {
     return this.bytes(utf8.encode(s));
   }
   finish(): Uint8Array {
-    return this.buf.slice(0, this.len);
+    const out = this.buf.slice(0, this.len);
+    if (!this.released && this.buf.length <= MAX_SPARE_WRITER_BYTES) {
+      spareBuffer = this.buf;
+      // Keep going from the returned bytes (copied before any further write).
+      this.buf = out;
+      this.released = true;
+    }
+    return out;
   }
 }
 

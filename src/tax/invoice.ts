@@ -66,11 +66,13 @@ export function invoiceGrandTotal(inv: Pick<Invoice, "totalAmountFen" | "totalTa
   return sumFen([inv.totalAmountFen, inv.totalTaxFen]);
 }
 
+/** One encoder for every text field (an invoice has a dozen; each used to build its own). */
+const utf8 = new TextEncoder();
+
 function text(w: ByteWriter, s: string, what: string): void {
-  const before = w;
-  const b = new TextEncoder().encode(s);
+  const b = utf8.encode(s);
   if (b.length > MAX_TEXT_BYTES) throw new RangeError(`${what} is ${b.length} bytes; at most ${MAX_TEXT_BYTES}`);
-  before.bytes(b);
+  w.bytes(b);
 }
 
 /** Structural checks that both encode and decode enforce. Returns a reason or null. */

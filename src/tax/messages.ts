@@ -24,9 +24,13 @@ export function signedInvoiceBytes(invoice: Uint8Array, taxCode: string): Uint8A
   return concatBytes(invoice, asciiBytes(taxCode));
 }
 
-export function encodeIssued(x: IssuedInvoice): Uint8Array {
+function writeIssued(w: ByteWriter, x: IssuedInvoice): ByteWriter {
   if (!/^\d{20}$/.test(x.taxCode)) throw new RangeError("tax code must be 20 digits");
-  return new ByteWriter().u32(x.seq).bytes(x.invoice).raw(asciiBytes(x.taxCode)).bytes(x.signature).finish();
+  return w.u32(x.seq).bytes(x.invoice).raw(asciiBytes(x.taxCode)).bytes(x.signature);
+}
+
+export function encodeIssued(x: IssuedInvoice): Uint8Array {
+  return writeIssued(new ByteWriter(), x).finish();
 }
 
 function readIssued(r: ByteReader): IssuedInvoice {
@@ -58,7 +62,8 @@ export interface StoredInvoice {
 }
 
 export function encodeStored(x: StoredInvoice): Uint8Array {
-  return new ByteWriter().u8(x.state).u64(x.creditedFen).u8(x.uploaded).u32(x.voidedAt).raw(encodeIssued(x.issued)).finish();
+  // The issued part goes straight into the same writer (no second writer and copy).
+  return writeIssued(new ByteWriter().u8(x.state).u64(x.creditedFen).u8(x.uploaded).u32(x.voidedAt), x.issued).finish();
 }
 
 export function decodeStored(b: Uint8Array): StoredInvoice {
