@@ -34,7 +34,7 @@ export async function renderInvoiceHtml(row: InvoiceRow): Promise<string> {
   const status = row.voidedAt !== null ? `<p class="void">作废 VOID (${e(beijing(row.voidedAt))})</p>` : "";
   return `<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>发票 ${e(inv.invoiceCode)} ${formatInvoiceNumber(inv.invoiceNumber)}</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;width:100%}td,th{border:1px solid #a33;padding:4px}.n{text-align:right}.void{color:#c00;font-size:2em}.qr{width:120px;float:right}</style></head>
+<style>body{font-family:"Noto Sans CJK SC","Source Han Sans SC","Microsoft YaHei","PingFang SC",sans-serif;margin:2em}table{border-collapse:collapse;width:100%}td,th{border:1px solid #a33;padding:4px}.n{text-align:right}.void{color:#c00;font-size:2em}.qr{width:120px;float:right}code{word-break:break-all}</style></head>
 <body>
 <div class="qr">${qr}</div>
 <h1>${red ? "红字发票 (credit note)" : "发票"} — ${e(inv.typeCode)}</h1>
