@@ -89,14 +89,7 @@ export class FileMedia implements Media {
     checkGeometry(g);
     const endurance = options.endurance ?? ENDURANCE_CYCLES;
     if (!options.overwrite && existsSync(path)) throw new StoreError("BAD_IMAGE", `image ${path} already exists (pass overwrite to replace it)`);
-    acquireImageLock(path);
-    let fd: number;
-    try {
-      fd = openSync(path, "w+");
-    } catch (error) {
-      releaseImageLock(path);
-      throw error;
-    }
+    const fd = openLocked(path, "w+");
     try {
       const header = new Uint8Array(IMAGE_HEADER_BYTES);
       header.set(new TextEncoder().encode(IMAGE_MAGIC), IH_MAGIC);
@@ -114,8 +107,7 @@ export class FileMedia implements Media {
       ftruncateSync(fd, imageBytes(g));
       writeFully(fd, header, 0);
     } catch (error) {
-      closeSync(fd);
-      releaseImageLock(path);
+      closeLocked(path, fd);
       throw error;
     }
     const media = new FileMedia(path, fd, g, endurance, options.durable ?? false);
@@ -125,14 +117,7 @@ export class FileMedia implements Media {
   /** Opens an image; `expect` (when given) must match its geometry. */
   static open(path: string, options: { geometry?: Geometry; durable?: boolean } = {}): FileMedia {
     if (!existsSync(path)) throw new StoreError("BAD_IMAGE", `image ${path} does not exist`);
-    acquireImageLock(path);
-    let fd: number;
-    try {
-      fd = openSync(path, "r+");
-    } catch (error) {
-      releaseImageLock(path);
-      throw error;
-    }
+    const fd = openLocked(path, "r+");
     try {
       const size = fstatSync(fd).size;
       if (size < IMAGE_HEADER_USED) throw new StoreError("BAD_IMAGE", `image ${path} is truncated: ${size} bytes, smaller than its header`);
@@ -153,8 +138,7 @@ export class FileMedia implements Media {
       if (endurance < 1) throw new StoreError("BAD_IMAGE", `image ${path}: endurance must be positive`);
       return new FileMedia(path, fd, g, endurance, options.durable ?? false);
     } catch (error) {
-      closeSync(fd);
-      releaseImageLock(path);
+      closeLocked(path, fd);
       throw error;
     }
   }
@@ -228,9 +212,8 @@ export class FileMedia implements Media {
 
   close(): void {
     if (this.fd < 0) return;
-    closeSync(this.fd);
+    closeLocked(this.path, this.fd);
     this.fd = -1;
-    releaseImageLock(this.path);
   }
 
   private pageOffset(block: number, page: number): number {
@@ -265,6 +248,22 @@ function invert(buf: Uint8Array): boolean {
     buf[i] = v ^ 0xff;
   }
   return any !== 0;
+}
+
+/** Takes the image's lock (see image-lock.ts), then opens the file; on failure holds nothing. */
+function openLocked(path: string, flags: "w+" | "r+"): number {
+  acquireImageLock(path);
+  try {
+    return openSync(path, flags);
+  } catch (error) {
+    releaseImageLock(path);
+    throw error;
+  }
+}
+
+function closeLocked(path: string, fd: number): void {
+  closeSync(fd);
+  releaseImageLock(path);
 }
 
 function readFully(fd: number, buf: Uint8Array, position: number): void {
