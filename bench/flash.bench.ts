@@ -120,33 +120,46 @@ function rssOf1000(): { rss: number; baseline: number } {
   return { rss: parsed.rssMiB, baseline: parsed.baselineMiB };
 }
 
+/** flash.mount_ms.*: mounts of a full 128 MiB device, from memory and from a file image. */
+function mountMetrics(out: Record<string, Metric>): void {
+  const full = fullDevice();
+  const snap = full.chip.snapshot();
+  const memMs = timeMounts(() => NandChip.fromSnapshot(snap));
+  out["flash.mount_ms.memory"] = { value: Number(memMs.wall.toFixed(1)), unit: "ms", goal: "<= 50", note: `full 128 MiB device, ${full.records} records of ${INVOICE_BYTES} B, median of ${MOUNT_SAMPLES}; CPU ${memMs.cpu.toFixed(0)} ms; ${loadNote()}` };
+  const dir = mkdtempSync(join(tmpdir(), "ukeysim-bench-"));
+  try {
+    const path = join(dir, "full.img");
+    saveImage(full.chip, path);
+    const fileMs = timeMounts(() => openImage(path));
+    out["flash.mount_ms.file"] = { value: Number(fileMs.wall.toFixed(1)), unit: "ms", goal: "<= 50", note: `same device as a file image (page cache warm); CPU ${fileMs.cpu.toFixed(0)} ms; ${loadNote()}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const bench: BenchModule = {
   ids: ["flash.mount_ms.memory", "flash.mount_ms.file", "flash.cut_points_per_s", "flash.tx_per_s", "flash.write_amplification", "flash.rss_mib_1000_devices", "flash.wear_max_over_mean"],
-  async run() {
+  async run(wants) {
     const out: Record<string, Metric> = {};
     // Small-heap measurements first: the full 128 MiB device below leaves a large heap behind.
-    const cuts = cutPointsPerSecond();
-    out["flash.cut_points_per_s"] = { value: Math.round(cuts.rate), unit: "cuts/s", goal: ">= 20000", note: `${cuts.cuts} cuts: fork, tear, remount, full compare; 16x8x512 B chip; per CPU second ${Math.round(cuts.cpuRate)}; one thread; ${loadNote()}` };
-    const tx = sustainedTransactions();
-    out["flash.tx_per_s"] = { value: Math.round(tx.txPerS), unit: "tx/s", note: `1 invoice (${INVOICE_BYTES} B) + 1 mark per tx, 128 MiB memory device; ${loadNote()}` };
-    out["flash.write_amplification"] = { value: Number(tx.writeAmp.toFixed(2)), unit: "B/B", note: "flash bytes programmed (data+spare) per payload byte" };
-    const wear = wearRatio();
-    out["flash.wear_max_over_mean"] = { value: Number(wear.ratio.toFixed(3)), unit: "ratio", goal: "<= 1.5", note: `30k hot rewrites + cold data, 32-block chip, mean ${wear.mean.toFixed(0)} erases` };
-    const rss = rssOf1000();
-    out["flash.rss_mib_1000_devices"] = { value: Math.round(rss.rss), unit: "MiB", goal: "<= 256", note: `1000 formatted empty 128 MiB devices, child process total RSS (node baseline ${Math.round(rss.baseline)} MiB)` };
-    const full = fullDevice();
-    const snap = full.chip.snapshot();
-    const memMs = timeMounts(() => NandChip.fromSnapshot(snap));
-    out["flash.mount_ms.memory"] = { value: Number(memMs.wall.toFixed(1)), unit: "ms", goal: "<= 50", note: `full 128 MiB device, ${full.records} records of ${INVOICE_BYTES} B, median of ${MOUNT_SAMPLES}; CPU ${memMs.cpu.toFixed(0)} ms; ${loadNote()}` };
-    const dir = mkdtempSync(join(tmpdir(), "ukeysim-bench-"));
-    try {
-      const path = join(dir, "full.img");
-      saveImage(full.chip, path);
-      const fileMs = timeMounts(() => openImage(path));
-      out["flash.mount_ms.file"] = { value: Number(fileMs.wall.toFixed(1)), unit: "ms", goal: "<= 50", note: `same device as a file image (page cache warm); CPU ${fileMs.cpu.toFixed(0)} ms; ${loadNote()}` };
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+    if (wants("flash.cut_points_per_s")) {
+      const cuts = cutPointsPerSecond();
+      out["flash.cut_points_per_s"] = { value: Math.round(cuts.rate), unit: "cuts/s", goal: ">= 20000", note: `${cuts.cuts} cuts: fork, tear, remount, full compare; 16x8x512 B chip; per CPU second ${Math.round(cuts.cpuRate)}; one thread; ${loadNote()}` };
     }
+    if (wants("flash.tx_per_s") || wants("flash.write_amplification")) {
+      const tx = sustainedTransactions();
+      out["flash.tx_per_s"] = { value: Math.round(tx.txPerS), unit: "tx/s", note: `1 invoice (${INVOICE_BYTES} B) + 1 mark per tx, 128 MiB memory device; ${loadNote()}` };
+      out["flash.write_amplification"] = { value: Number(tx.writeAmp.toFixed(2)), unit: "B/B", note: "flash bytes programmed (data+spare) per payload byte" };
+    }
+    if (wants("flash.wear_max_over_mean")) {
+      const wear = wearRatio();
+      out["flash.wear_max_over_mean"] = { value: Number(wear.ratio.toFixed(3)), unit: "ratio", goal: "<= 1.5", note: `30k hot rewrites + cold data, 32-block chip, mean ${wear.mean.toFixed(0)} erases` };
+    }
+    if (wants("flash.rss_mib_1000_devices")) {
+      const rss = rssOf1000();
+      out["flash.rss_mib_1000_devices"] = { value: Math.round(rss.rss), unit: "MiB", goal: "<= 256", note: `1000 formatted empty 128 MiB devices, child process total RSS (node baseline ${Math.round(rss.baseline)} MiB)` };
+    }
+    if (wants("flash.mount_ms")) mountMetrics(out);
     return out;
   },
 };
