@@ -5,7 +5,7 @@
  * being committed. The printed replay id is `seed=S scenario=NAME cut=K` (K = op index).
  */
 import { Rng } from "../sim/index.ts";
-import { StoreError, type RecordStore, type TxOp } from "./api.ts";
+import { StoreError, type RecordStore, type StoreStats, type TxOp } from "./api.ts";
 import type { Geometry } from "./geometry.ts";
 import { ModelStore } from "./model.ts";
 import { NandChip, tearOperationOnFork, type NandOp } from "./nand.ts";
@@ -56,16 +56,44 @@ export function keysOf(txs: readonly (readonly TxOp[])[]): { type: number; id: n
 
 /** Null when `store` shows exactly what `model` holds for `keys` (values, marks, record count); else what differs. */
 export function diffStores(store: RecordStore, model: ModelStore, keys: readonly { type: number; id: number }[], storeStats = store.stats()): string | null {
+  return diffReading(new StoreReading(store, keys, storeStats), model);
+}
+
+/**
+ * What a store shows for a list of keys, each read at most once and only when a compare
+ * needs it: a cut point compares one mounted store with two models (before, after), and
+ * reading a record (CRC, decrypt, copy) costs more than comparing it.
+ */
+class StoreReading {
+  private readonly values: (Uint8Array | undefined)[] = [];
+  private readonly read: boolean[] = [];
+
+  constructor(readonly store: RecordStore, readonly keys: readonly { type: number; id: number }[], readonly stats: StoreStats) {}
+
+  value(i: number): Uint8Array | undefined {
+    if (!this.read[i]) {
+      const { type, id } = this.keys[i] as { type: number; id: number };
+      this.values[i] = this.store.get(type, id);
+      this.read[i] = true;
+    }
+    return this.values[i];
+  }
+}
+
+function diffReading(reading: StoreReading, model: ModelStore): string | null {
   // Counts first: cheap, and most "not this model" cases differ there.
   const sb = model.stats();
+  const storeStats = reading.stats;
   if (storeStats.records !== sb.records) return `record count ${storeStats.records} != model ${sb.records}`;
   if (storeStats.reclaimedRecords !== sb.reclaimedRecords) return `reclaimed count ${storeStats.reclaimedRecords} != model ${sb.reclaimedRecords}`;
-  for (const { type, id } of keys) {
-    const a = store.get(type, id);
+  const keys = reading.keys;
+  for (let i = 0; i < keys.length; i++) {
+    const { type, id } = keys[i] as { type: number; id: number };
+    const a = reading.value(i);
     const b = model.get(type, id);
     if ((a === undefined) !== (b === undefined)) return `${type}/${id}: ${a === undefined ? "missing" : "present"} but model says ${b === undefined ? "missing" : "present"}`;
     if (a && b && !bytesEqual(a, b)) return `${type}/${id}: value differs`;
-    if (store.isReclaimable(type, id) !== model.isReclaimable(type, id)) return `${type}/${id}: reclaimable flag differs`;
+    if (reading.store.isReclaimable(type, id) !== model.isReclaimable(type, id)) return `${type}/${id}: reclaimable flag differs`;
   }
   return null;
 }
@@ -134,7 +162,7 @@ export function runCutCampaign(scenario: CutScenario, options: CampaignOptions):
   const chip = NandChip.memory({ geometry: options.geometry });
   const cache = new DecryptCache();
   const store = FlashStore.format(chip, { key: options.key, cache });
-  const model = new ModelStore();
+  let model = new ModelStore();
   for (const tx of scenario.setup) {
     store.commit(tx);
     model.commit(tx);
@@ -144,8 +172,11 @@ export function runCutCampaign(scenario: CutScenario, options: CampaignOptions):
   const failures: CutFailure[] = [];
   let cutPoints = 0;
   let txIndex = 0;
-  let before = model.clone();
-  let after = model.clone();
+  // The models either side of the transaction being committed. Models are never modified
+  // once they stand for a committed state (each transaction makes new ones), so `before` may
+  // be the running model itself and the check can share them without copies.
+  let before = model;
+  let after = model;
   const maxCuts = options.maxCuts ?? Number.POSITIVE_INFINITY;
   const check = (k: number, op: NandOp) => {
     if (op.kind === "read" || cutPoints >= maxCuts) return;
@@ -158,15 +189,18 @@ export function runCutCampaign(scenario: CutScenario, options: CampaignOptions):
   };
   chip.setObserver(check);
   for (const tx of scenario.transactions) {
-    before = model.clone();
+    before = model;
     after = model.clone();
     after.commit(tx);
     const reclaimedBefore = store.stats().reclaimedRecords;
     try {
       store.commit(tx);
-      model.commit(tx);
       const rolled = store.stats().reclaimedRecords - reclaimedBefore;
-      if (rolled > 0) model.reclaimOldest(rolled);
+      // `after` stays as the checks saw it (un-rolled); the running model takes the rollover.
+      if (rolled > 0) {
+        model = after.clone();
+        model.reclaimOldest(rolled);
+      } else model = after;
     } catch (error) {
       // The store refused the transaction (full): it changed nothing, nor does the model.
       if (!(error instanceof StoreError && error.code === "STORAGE_FULL")) throw error;
@@ -186,18 +220,19 @@ function checkTorn(torn: NandChip, options: CampaignOptions, cache: DecryptCache
   }
   let matched: ModelStore;
   try {
-    const stats = mounted.stats();
-    const d1 = diffStores(mounted, before, keys, stats);
+    const reading = new StoreReading(mounted, keys, mounted.stats());
+    const d1 = diffReading(reading, before);
     if (d1 === null) matched = before;
     else {
       // "after" may include rollover: the store says how many records it reclaimed.
-      const rolled = stats.reclaimedRecords - after.stats().reclaimedRecords;
+      const afterStats = after.stats();
+      const rolled = reading.stats.reclaimedRecords - afterStats.reclaimedRecords;
       let afterRolled = after;
-      if (rolled > 0 && rolled <= after.stats().reclaimableRecords) {
+      if (rolled > 0 && rolled <= afterStats.reclaimableRecords) {
         afterRolled = after.clone();
         afterRolled.reclaimOldest(rolled);
       }
-      const d2 = diffStores(mounted, afterRolled, keys, stats);
+      const d2 = diffReading(reading, afterRolled);
       if (d2 !== null) return `neither before (${d1}) nor after (${d2})`;
       matched = afterRolled;
     }
