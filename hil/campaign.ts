@@ -15,7 +15,7 @@
  */
 import { PinRef, issuer, call, verifyPin, selectApplication, decodeBatch, transceive, encodeCommand, CLA_ISO, CLA_PROPRIETARY, INS, TAX_AID, PIN_MAX_TRIES, type Send, type PurchaseRecord } from "../src/tax/index.ts";
 import { Rng, MemoryTrace, toHex, type TraceEvent } from "../src/sim/index.ts";
-import { tearOperationOnFork, DecryptCache, FlashStore, bytesEqual, type NandChip, type NandOp, type RecordStore } from "../src/flash-store/index.ts";
+import { tearOperationOnFork, DecryptCache, FlashStore, NandChip, bytesEqual, type ChipSnapshot, type NandOp, type RecordStore } from "../src/flash-store/index.ts";
 import { sm3 } from "../src/crypto/index.ts";
 import { SimDevice, CAMPAIGN_GEOMETRY, HIL_START_SECONDS } from "./sim-device.ts";
 import { simIssuerKeys, type IssuerKeys } from "./issuer-keys.ts";
@@ -422,12 +422,19 @@ async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record 
   const beforeSets: RecordSet[] = [];
   const afterSets: RecordSet[] = [];
   const cuts: RecordedCut[] = [];
+  let afterSnap: ChipSnapshot | undefined;
   for (let i = 0; i < steps.length; i++) {
     const step = steps[i]!;
     if (step.prep) await step.prep(ctx);
-    // boundaries are forks (reads on the running chip would shift its op indices)
-    beforeChips.push(dev.chip.fork());
-    beforeSets.push(recordSet(readOnlyView(dev)));
+    // boundaries are forks (reads on the running chip would shift its op indices); when the
+    // prep wrote nothing, the chip is still the previous step's "after": reuse its record set
+    if (afterSnap && dev.chip.unchangedSince(afterSnap)) {
+      beforeChips.push(afterChips[i - 1]!);
+      beforeSets.push(afterSets[i - 1]!);
+    } else {
+      beforeChips.push(dev.chip.fork());
+      beforeSets.push(recordSet(readOnlyView(dev)));
+    }
     dev.chip.setObserver((k, op) => {
       if (op.kind === "read") return;
       opSteps.set(k, { step: i, name: step.name, op });
@@ -438,7 +445,8 @@ async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record 
     } finally {
       dev.chip.setObserver(null);
     }
-    afterChips.push(dev.chip.fork());
+    afterSnap = dev.chip.snapshot();
+    afterChips.push(NandChip.fromSnapshot(afterSnap));
     afterSets.push(recordSet(readOnlyView(dev)));
   }
   return { beforeChips, afterChips, prints: new Map(), changed: [], pins, watch, beforeSets, afterSets, cuts, device: dev, opSteps };
@@ -446,6 +454,8 @@ async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record 
 
 /** The APDU fingerprint of a step boundary, taken once on a fork of the boundary chip. */
 function printOf(run: ScenarioRun, side: "before" | "after", step: number): Promise<Fingerprint> {
+  // a step's "before" that is the previous step's "after" (same chip) has the same print
+  if (side === "before" && step > 0 && run.beforeChips[step] === run.afterChips[step - 1]) return printOf(run, "after", step - 1);
   const key = `${side}${step}`;
   let p = run.prints.get(key);
   if (!p) {

@@ -4,6 +4,10 @@
  * on it and check that it equals the model either before or after the transaction that was
  * being committed. The printed replay id is `seed=S scenario=NAME cut=K` (K = op index).
  */
+import { availableParallelism } from "node:os";
+import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
+import { parentPort, Worker } from "node:worker_threads";
 import { Rng } from "../sim/index.ts";
 import { StoreError, type RecordStore, type StoreStats, type TxOp } from "./api.ts";
 import type { Geometry } from "./geometry.ts";
@@ -45,6 +49,8 @@ export interface CampaignResult {
   failures: CutFailure[];
   /** Operations the scenario ran in total (reads included). */
   operations: number;
+  /** Operation indices judged, ascending; only with maxCuts (a parallel run needs them to cut the merge where a serial run stops). */
+  judged?: number[];
 }
 
 /** Every (type, id) a list of transactions touches. */
@@ -155,10 +161,7 @@ export function replayId(seed: number, scenario: string, cut: number): string {
 
 /** Runs the exhaustive single-cut campaign of one scenario. */
 export function runCutCampaign(scenario: CutScenario, options: CampaignOptions): CampaignResult {
-  if (options.shard) {
-    const { index, count } = options.shard;
-    if (!Number.isInteger(count) || count < 1 || !Number.isInteger(index) || index < 0 || index >= count) throw new RangeError(`shard must be i/n with 0 <= i < n, got ${index}/${count}`);
-  }
+  checkShard(options.shard);
   const chip = NandChip.memory({ geometry: options.geometry });
   const cache = new DecryptCache();
   const store = FlashStore.format(chip, { key: options.key, cache });
@@ -168,7 +171,6 @@ export function runCutCampaign(scenario: CutScenario, options: CampaignOptions):
     model.commit(tx);
   }
   const keys = keysOf([...scenario.setup, ...scenario.transactions]);
-  const rng = new Rng(options.seed);
   const failures: CutFailure[] = [];
   let cutPoints = 0;
   let txIndex = 0;
@@ -178,13 +180,17 @@ export function runCutCampaign(scenario: CutScenario, options: CampaignOptions):
   let before = model;
   let after = model;
   const maxCuts = options.maxCuts ?? Number.POSITIVE_INFINITY;
+  const judged = options.maxCuts === undefined ? undefined : ([] as number[]);
   const check = (k: number, op: NandOp) => {
     if (op.kind === "read" || cutPoints >= maxCuts) return;
     if (options.only && !options.only.has(k)) return;
     if (options.shard && k % options.shard.count !== options.shard.index) return;
     cutPoints++;
+    judged?.push(k);
     const torn = tearOperationOnFork(chip, op, new Rng(options.seed, k));
-    const reason = checkTorn(torn, options, cache, before, after, keys, rng);
+    // The resume transaction's rng is the cut's own: a cut's verdict never depends on which
+    // other cuts ran before it (shards, worker threads and replays all judge it alike).
+    const reason = checkTorn(torn, options, cache, before, after, keys, new Rng(options.seed, k).fork("resume"));
     if (reason) failures.push({ cut: k, tx: txIndex, replay: replayId(options.seed, scenario.name, k), reason });
   };
   chip.setObserver(check);
@@ -208,7 +214,7 @@ export function runCutCampaign(scenario: CutScenario, options: CampaignOptions):
     txIndex++;
   }
   chip.setObserver(null);
-  return { cutPoints, failures, operations: chip.opCount };
+  return { cutPoints, failures, operations: chip.opCount, ...(judged ? { judged } : {}) };
 }
 
 function checkTorn(torn: NandChip, options: CampaignOptions, cache: DecryptCache, before: ModelStore, after: ModelStore, keys: readonly { type: number; id: number }[], rng: Rng): string | null {
@@ -257,3 +263,197 @@ function checkTorn(torn: NandChip, options: CampaignOptions, cache: DecryptCache
     return `resume failed: ${error instanceof Error ? error.message : String(error)}`;
   }
 }
+
+
+// ---- worker threads ----------------------------------------------------------------------------
+
+/** Worker threads a parallel campaign uses when not told: one per core. */
+export function defaultJobs(): number {
+  return availableParallelism();
+}
+
+/** Most worker threads a campaign starts (each runs the whole scenario on its own chip). */
+export const MAX_JOBS = 64;
+
+export function checkJobs(jobs: number): number {
+  if (!Number.isInteger(jobs) || jobs < 1 || jobs > MAX_JOBS) throw new RangeError(`jobs must be an integer 1..${MAX_JOBS}, got ${jobs}`);
+  return jobs;
+}
+
+/**
+ * Shard `part` of `parts` inside shard `outer` (0-based i of n): operation k belongs to it when
+ * k % n == i and floor(k / n) % parts == part, i.e. k % (n * parts) == i + part * n. The parts
+ * of a shard are disjoint and add up to it, so a shard can be spread over worker threads.
+ */
+export function subShard(outer: { index: number; count: number } | undefined, part: number, parts: number): { index: number; count: number } {
+  const o = outer ?? { index: 0, count: 1 };
+  return { index: o.index + part * o.count, count: o.count * parts };
+}
+
+interface WorkerRequest { id: number; args: unknown }
+interface WorkerReply { id: number; progress?: unknown; value?: unknown; error?: string }
+
+/**
+ * A function a campaign worker thread serves: it gets the request's arguments and a
+ * `progress` callback (relayed to the caller) and returns (or resolves to) the reply, which
+ * must survive structured cloning.
+ */
+export type WorkerHandler = (args: never, progress: (p: unknown) => void) => unknown;
+
+/**
+ * Serves `handler` on this worker thread (call it from the module a CampaignWorkers pool
+ * starts). Requests are handled one at a time, in order.
+ */
+export function serveCampaignWorker(handler: WorkerHandler): void {
+  const port = parentPort;
+  if (!port) throw new Error("serveCampaignWorker must run on a worker thread");
+  let queue = Promise.resolve();
+  port.on("message", (request: WorkerRequest) => {
+    queue = queue.then(async () => {
+      const progress = (p: unknown) => port.postMessage({ id: request.id, progress: p } satisfies WorkerReply);
+      try {
+        const value = await (handler as (args: unknown, progress: (p: unknown) => void) => unknown)(request.args, progress);
+        port.postMessage({ id: request.id, value } satisfies WorkerReply);
+      } catch (error) {
+        port.postMessage({ id: request.id, error: error instanceof Error ? (error.stack ?? error.message) : String(error) } satisfies WorkerReply);
+      }
+    });
+  });
+}
+
+/**
+ * A pool of worker threads, each running the module `moduleUrl` (TypeScript, loaded through
+ * tsx as the CLI is) whose top level calls serveCampaignWorker. Threads start once and serve
+ * any number of requests, so a campaign pays their start-up (module load, JIT warm-up) once.
+ * Not re-entrant per worker: a worker handles its requests in order.
+ */
+export class CampaignWorkers {
+  private readonly workers: Worker[] = [];
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; progress?: (p: unknown) => void }>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(moduleUrl: string, serve: string, readonly size: number) {
+    checkJobs(size);
+    // The worker's entry is plain JavaScript: it registers tsx (worker threads do not inherit
+    // the parent's --import hooks for their entry on Node 20), loads the TypeScript module
+    // and calls its `serve` export (no module serves merely by being imported on a thread).
+    const boot = `import { register } from ${JSON.stringify(tsxApiUrl())}; register(); (await import(${JSON.stringify(moduleUrl)}))[${JSON.stringify(serve)}]();`;
+    for (let i = 0; i < size; i++) {
+      const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(boot)}`));
+      worker.on("message", (reply: WorkerReply) => this.settle(reply));
+      worker.on("error", (error) => this.failAll(error));
+      worker.on("exit", (code) => {
+        if (!this.closed) this.failAll(new Error(`campaign worker exited with code ${code}`));
+      });
+      this.workers.push(worker);
+    }
+  }
+
+  /** Sends `args` to worker `index`; resolves to its handler's reply. */
+  call<T>(index: number, args: unknown, progress?: (p: unknown) => void): Promise<T> {
+    if (this.closed) return Promise.reject(new Error("campaign workers are closed"));
+    const worker = this.workers[index];
+    if (!worker) throw new RangeError(`no worker ${index} in a pool of ${this.size}`);
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, ...(progress ? { progress } : {}) });
+      worker.postMessage({ id, args } satisfies WorkerRequest);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.failAll(new Error("campaign workers closed"));
+  }
+
+  private settle(reply: WorkerReply): void {
+    const p = this.pending.get(reply.id);
+    if (!p) return;
+    if ("progress" in reply) {
+      p.progress?.(reply.progress);
+      return;
+    }
+    this.pending.delete(reply.id);
+    if (reply.error !== undefined) p.reject(new Error(`campaign worker: ${reply.error}`));
+    else p.resolve(reply.value);
+  }
+
+  private failAll(error: Error): void {
+    for (const p of this.pending.values()) p.reject(error);
+    this.pending.clear();
+  }
+}
+
+/** Where tsx's ESM API is, resolved from this package (not from the caller's directory). */
+function tsxApiUrl(): string {
+  const cjs = createRequire(import.meta.url).resolve("tsx/esm/api");
+  return pathToFileURL(cjs.replace(/index\.cjs$/, "index.mjs")).href;
+}
+
+/** On a CutCampaignPool's worker thread: serves runCutCampaign requests. */
+export function serveCutCampaignWorker(): void {
+  serveCampaignWorker(((args: { scenario: CutScenario; options: CampaignOptions }) => runCutCampaign(args.scenario, args.options)) as WorkerHandler);
+}
+
+/** Worker threads for runCutCampaign: start once (cutCampaignPool), run many campaigns, close. */
+export class CutCampaignPool {
+  private readonly workers: CampaignWorkers;
+
+  constructor(readonly jobs = defaultJobs()) {
+    this.workers = new CampaignWorkers(import.meta.url, "serveCutCampaignWorker", checkJobs(jobs));
+  }
+
+  /**
+   * runCutCampaign spread over the pool: worker j judges subShard(options.shard, j, jobs) and
+   * the parts merge into exactly what a serial run returns (same cut points, failures in the
+   * same order with the same replay ids and reasons: a cut's verdict depends on the cut alone).
+   */
+  async run(scenario: CutScenario, options: CampaignOptions): Promise<CampaignResult> {
+    checkShard(options.shard);
+    const parts = await Promise.all(
+      Array.from({ length: this.jobs }, (_, j) => this.workers.call<CampaignResult>(j, { scenario, options: { ...options, shard: subShard(options.shard, j, this.jobs) } })),
+    );
+    return mergeCutResults(parts, options.maxCuts);
+  }
+
+  close(): Promise<void> {
+    return this.workers.close();
+  }
+}
+
+/** runCutCampaign on `jobs` worker threads (a pool started and closed for this one campaign). */
+export async function runCutCampaignParallel(scenario: CutScenario, options: CampaignOptions, jobs = defaultJobs()): Promise<CampaignResult> {
+  if (jobs === 1) return runCutCampaign(scenario, options);
+  const pool = new CutCampaignPool(jobs);
+  try {
+    return await pool.run(scenario, options);
+  } finally {
+    await pool.close();
+  }
+}
+
+/**
+ * Joins the results of disjoint shards of one campaign. With maxCuts the serial run stops
+ * after the first maxCuts cut points in operation order; every part judged at most that many
+ * of its own, so the first maxCuts of their union are exactly the serial run's.
+ */
+export function mergeCutResults(parts: readonly CampaignResult[], maxCuts?: number): CampaignResult {
+  if (parts.length === 0) throw new RangeError("merge needs at least one part");
+  const operations = (parts[0] as CampaignResult).operations;
+  for (const p of parts) if (p.operations !== operations) throw new Error(`parts ran different scenarios: ${p.operations} != ${operations} operations`);
+  let failures = parts.flatMap((p) => p.failures).sort((a, b) => a.cut - b.cut);
+  if (maxCuts === undefined) return { cutPoints: parts.reduce((n, p) => n + p.cutPoints, 0), failures, operations };
+  const judged = parts.flatMap((p) => p.judged ?? []).sort((a, b) => a - b).slice(0, maxCuts);
+  const last = judged.length ? (judged[judged.length - 1] as number) : -1;
+  failures = failures.filter((f) => f.cut <= last);
+  return { cutPoints: judged.length, failures, operations, judged };
+}
+
+function checkShard(shard: CampaignOptions["shard"]): void {
+  if (!shard) return;
+  const { index, count } = shard;
+  if (!Number.isInteger(count) || count < 1 || !Number.isInteger(index) || index < 0 || index >= count) throw new RangeError(`shard must be i/n with 0 <= i < n, got ${index}/${count}`);
+}
+

@@ -159,6 +159,15 @@ export class MemoryMedia implements Media {
     return { geometry: this.geometry, pages: this.pages, eraseCounts: this.eraseCounts, writePointers: this.writePointers, flags: this.flags, secure: this.secure };
   }
 
+  /**
+   * True when nothing was written since `snap` was taken of this media: every array is still
+   * the one the snapshot shares (a write copies them first). O(1); false after any write, even
+   * one that put back what was there.
+   */
+  unchangedSince(snap: MemorySnapshot): boolean {
+    return this.pages === snap.pages && this.eraseCounts === snap.eraseCounts && this.writePointers === snap.writePointers && this.flags === snap.flags && this.secure === snap.secure;
+  }
+
   /** Copy-on-write of the per-block arrays (page contents are immutable and stay shared). */
   private own(): void {
     if (!this.shared) return;

@@ -153,6 +153,15 @@ export class NandChip {
     return { media, endurance: this.endurance, opCount: this.opCount, stuck };
   }
 
+  /**
+   * True when the cells cannot have changed since `snap` was taken of this chip (no program,
+   * erase, bad mark or secure-area write since): lets a campaign reuse what it computed on the
+   * snapshot. Memory chips only (false otherwise: a file image is not tracked).
+   */
+  unchangedSince(snap: ChipSnapshot): boolean {
+    return this.media instanceof MemoryMedia && this.media.unchangedSince(snap.media);
+  }
+
   /** An independent chip with the same cells, no armed cut, no observer, powered. */
   fork(): NandChip {
     return NandChip.fromSnapshot(this.snapshot());
