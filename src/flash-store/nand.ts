@@ -75,17 +75,17 @@ function assert(condition: boolean, message: string): asserts condition {
  * larger than a quarter slab are allocated on their own.
  */
 const SLAB_BYTES = 16 * 1024;
-let slab = new ArrayBuffer(SLAB_BYTES);
+let slab = new Uint8Array(SLAB_BYTES);
 let slabUsed = 0;
 
 /** A zeroed, independent buffer of `bytes` bytes (a plain Uint8Array: slice() copies, as usual). */
 function pageBuffer(bytes: number): Uint8Array {
   if (bytes > SLAB_BYTES / 4) return new Uint8Array(bytes);
   if (slabUsed + bytes > SLAB_BYTES) {
-    slab = new ArrayBuffer(SLAB_BYTES);
+    slab = new Uint8Array(SLAB_BYTES);
     slabUsed = 0;
   }
-  const out = new Uint8Array(slab, slabUsed, bytes);
+  const out = slab.subarray(slabUsed, slabUsed + bytes);
   // Keep views 8-byte aligned, so a caller may lay wider typed arrays over one.
   slabUsed += (bytes + 7) & ~7;
   return out;
@@ -120,7 +120,8 @@ export class NandChip {
     this.pageTotal = pageTotalBytes(this.geometry);
     this.endurance = options.endurance ?? ENDURANCE_CYCLES;
     this.opCount = options.opCount ?? 0;
-    this.stuck = new Map([...(options.stuck ?? new Map<number, readonly StuckBit[]>())].map(([k, v]) => [k, [...v]]));
+    this.stuck = new Map();
+    if (options.stuck) for (const [k, v] of options.stuck) this.stuck.set(k, [...v]);
   }
 
   /** A new sparse in-memory chip: all blocks erased, erase counts 0, factory-bad blocks marked. */
@@ -387,27 +388,50 @@ export class NandChip {
     const rng = this.cutRng as Rng;
     this.cutAt = -1;
     this.cutRng = null;
+    this.applyTear(op, rng);
+    throw new PowerLossError(`power cut during operation ${this.opCount - 1} (${op.kind} block ${op.block}${"page" in op ? ` page ${op.page}` : ""})`);
+  }
+
+  /** The cells a torn `op` leaves (a seed-chosen subset of its changes); the power is then off. */
+  private applyTear(op: NandOp, rng: Rng): void {
     this.powerLost = true;
     if (op.kind === "program") this.tearProgram(op.block, op.page, op.data, rng);
     else if (op.kind === "erase") this.tearErase(op.block, rng);
     else if (op.kind === "markBad" && rng.bool()) this.writeMarker(op.block);
-    throw new PowerLossError(`power cut during operation ${this.opCount - 1} (${op.kind} block ${op.block}${"page" in op ? ` page ${op.page}` : ""})`);
+  }
+
+  /**
+   * tearOperationOnFork's fast path: `op` (a mutating operation the observer of a chip in this
+   * very state was shown, so it passed program()/erase()/markBad()'s checks) becomes operation
+   * opCount, torn, exactly as an armed cut would tear it, without building and throwing the
+   * PowerLossError nobody sees. Only on a fresh fork: no observer, no trace, no armed cut.
+   */
+  tearForkedOperation(op: NandOp & { kind: "program" | "erase" | "markBad" }, rng: Rng): void {
+    assert(this.observer === null && this.trace === null && this.cutAt < 0 && !this.powerLost, "tearForkedOperation needs a fresh, powered fork");
+    this.checkBlock(op.block);
+    if (op.kind === "program") {
+      this.checkPage(op.block, op.page);
+      assert(op.data.length === this.pageTotal && op.page >= this.media.writePointer(op.block), "a torn program must be one the chip accepts");
+    }
+    this.opCount++;
+    this.applyTear(op, rng);
   }
 
   private tearProgram(block: number, page: number, data: Uint8Array, rng: Rng): void {
-    const old = this.fullPage(block, page);
-    const next = old.slice();
+    // In place: byte i of the result depends on byte i of the old content only.
+    const next = this.fullPage(block, page);
     const mode = rng.int(TEAR_MODES) as TearMode;
     const prefix = rng.int(this.pageTotal + 1);
     const mask = mode === TearMode.RandomBits ? rng.bytes(this.pageTotal) : null;
     for (let i = 0; i < this.pageTotal; i++) {
-      const clears = (old[i] as number) & ~(data[i] as number) & 0xff;
+      const old = next[i] as number;
+      const clears = old & ~(data[i] as number) & 0xff;
       let applied = 0;
       if (mode === TearMode.Everything || (mode === TearMode.Prefix && i < prefix)) applied = clears;
       else if (mask) applied = clears & (mask[i] as number);
-      next[i] = (old[i] as number) & ~applied;
+      next[i] = old & ~applied;
     }
-    this.media.writePage(block, page, next);
+    this.media.writePage(block, page, next, true);
     this.media.setWritePointer(block, Math.max(this.media.writePointer(block), page + 1));
   }
 
@@ -432,14 +456,14 @@ export class NandChip {
       if (mode === TearMode.Prefix) mask = new Uint8Array(this.pageTotal).fill(p < prefixPages ? 0xff : 0);
       else mask = rng.bytes(this.pageTotal);
       for (let i = 0; i < this.pageTotal; i++) full[i] = (full[i] as number) | (mask[i] as number);
-      this.media.writePage(block, p, full);
+      this.media.writePage(block, p, full, true);
     }
   }
 
   private writeMarker(block: number): void {
     const page = this.fullPage(block, 0);
     page[this.geometry.pageBytes + BAD_BLOCK_MARKER_OFFSET] = BAD_MARKER;
-    this.media.writePage(block, 0, page);
+    this.media.writePage(block, 0, page, true);
   }
 
   /** old AND data over the first `upTo` bytes (the rest unchanged). */
@@ -516,16 +540,10 @@ export class NandChip {
  *   });
  */
 export function tearOperationOnFork(chip: NandChip, op: NandOp, rng: Rng): NandChip {
+  // A read is never torn (a cut armed at a read does not take the power): nothing to fork.
+  assert(op.kind !== "read", "the torn operation must leave the fork powered off");
   const fork = chip.fork();
-  fork.armPowerCut(fork.opCount, rng);
-  try {
-    if (op.kind === "program") fork.program(op.block, op.page, op.data);
-    else if (op.kind === "erase") fork.erase(op.block);
-    else if (op.kind === "markBad") fork.markBad(op.block);
-    else fork.readPage(op.block, op.page);
-  } catch (error) {
-    if (!(error instanceof PowerLossError)) throw error;
-  }
+  fork.tearForkedOperation(op, rng);
   assert(fork.poweredOff, "the torn operation must leave the fork powered off");
   fork.repower();
   return fork;
