@@ -57,6 +57,40 @@ describe("tearOperationOnFork", () => {
     expect(compared).toBeGreaterThan(300);
   });
 
+  it("tears a program as the contract says: old AND a seed-chosen subset of the 1->0 changes (nothing, all, a prefix, random bits)", () => {
+    const rng = new Rng(6);
+    const chip = NandChip.memory({ geometry: TINY });
+    const modes = new Set<number>();
+    for (let k = 0; k < 200; k++) {
+      const block = k % TINY.blocks;
+      let page = chip.media.writePointer(block);
+      if (page >= TINY.pagesPerBlock) {
+        chip.erase(block);
+        page = 0;
+      }
+      const data = rng.bytes(PT);
+      const old = new Uint8Array(PT).fill(0xff);
+      old.set(chip.media.readPage(block, page) ?? []);
+      const torn = tearOperationOnFork(chip, { kind: "program", block, page, data }, new Rng(3, k));
+      // the draws the contract names, in order: mode, prefix length, then a mask in random-bits mode
+      const draw = new Rng(3, k);
+      const mode = draw.int(4);
+      const prefix = draw.int(PT + 1);
+      const mask = mode === 3 ? draw.bytes(PT) : null;
+      modes.add(mode);
+      const expected = old.map((o, i) => {
+        const clears = o & ~(data[i] as number) & 0xff;
+        const applied = mode === 1 || (mode === 2 && i < prefix) ? clears : mask ? clears & (mask[i] as number) : 0;
+        return o & ~applied;
+      });
+      const got = new Uint8Array(PT).fill(0xff);
+      got.set(torn.media.readPage(block, page) ?? []);
+      expect(got).toEqual(expected);
+      chip.program(block, page, data.map((v, i) => (i % 3 ? v : 0xff)));
+    }
+    expect(modes.size).toBe(4);
+  });
+
   it("refuses a read (a read is never torn) and leaves the original chip as it was", () => {
     const chip = NandChip.memory({ geometry: TINY });
     chip.program(0, 0, new Uint8Array(PT).fill(0x0f));
