@@ -198,14 +198,17 @@ export function runCutCampaign(scenario: CutScenario, options: CampaignOptions):
     if (reason) failures.push({ cut: k, tx: txIndex, replay: replayId(options.seed, scenario.name, k), reason });
   };
   chip.setObserver(check);
+  // The store's rollover count, carried from one transaction to the next (one stats() each).
+  let reclaimed = store.stats().reclaimedRecords;
   for (const tx of scenario.transactions) {
     before = model;
     after = model.clone();
     after.commit(tx);
-    const reclaimedBefore = store.stats().reclaimedRecords;
     try {
       store.commit(tx);
-      const rolled = store.stats().reclaimedRecords - reclaimedBefore;
+      const now = store.stats().reclaimedRecords;
+      const rolled = now - reclaimed;
+      reclaimed = now;
       // `after` stays as the checks saw it (un-rolled); the running model takes the rollover.
       if (rolled > 0) {
         model = after.clone();
@@ -214,6 +217,7 @@ export function runCutCampaign(scenario: CutScenario, options: CampaignOptions):
     } catch (error) {
       // The store refused the transaction (full): it changed nothing, nor does the model.
       if (!(error instanceof StoreError && error.code === "STORAGE_FULL")) throw error;
+      reclaimed = store.stats().reclaimedRecords;
     }
     txIndex++;
   }
