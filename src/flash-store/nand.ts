@@ -75,14 +75,17 @@ function assert(condition: boolean, message: string): asserts condition {
  * larger than a quarter slab are allocated on their own.
  */
 const SLAB_BYTES = 16 * 1024;
-let slab = new Uint8Array(SLAB_BYTES);
+let slab = new Uint8Array(SLAB_BYTES).fill(0xff);
 let slabUsed = 0;
 
-/** A zeroed, independent buffer of `bytes` bytes (a plain Uint8Array: slice() copies, as usual). */
-function pageBuffer(bytes: number): Uint8Array {
-  if (bytes > SLAB_BYTES / 4) return new Uint8Array(bytes);
+/**
+ * An independent buffer of `bytes` bytes, all 0xFF (erased cells: a read then only copies
+ * the page's stored, trimmed content). A plain Uint8Array: slice() copies, as usual.
+ */
+function erasedBuffer(bytes: number): Uint8Array {
+  if (bytes > SLAB_BYTES / 4) return new Uint8Array(bytes).fill(0xff);
   if (slabUsed + bytes > SLAB_BYTES) {
-    slab = new Uint8Array(SLAB_BYTES);
+    slab = new Uint8Array(SLAB_BYTES).fill(0xff);
     slabUsed = 0;
   }
   const out = slab.subarray(slabUsed, slabUsed + bytes);
@@ -279,15 +282,14 @@ export class NandChip {
   readPage(block: number, page: number, out?: Uint8Array): Uint8Array {
     this.checkPage(block, page);
     this.beginRead(block, page);
-    const target = out ?? pageBuffer(this.pageTotal);
-    assert(target.length >= this.pageTotal, "read buffer too small");
     const content = this.media.readPage(block, page);
-    if (content) {
-      target.set(content);
-      target.fill(ERASED, content.length, this.pageTotal);
-    } else {
-      target.fill(ERASED, 0, this.pageTotal);
-    }
+    let target: Uint8Array;
+    if (out) {
+      target = out;
+      assert(target.length >= this.pageTotal, "read buffer too small");
+      target.fill(ERASED, content ? content.length : 0, this.pageTotal);
+    } else target = erasedBuffer(this.pageTotal);
+    if (content) target.set(content);
     this.applyReadFaults(block, page, target);
     this.counters.reads++;
     return target;
