@@ -340,6 +340,8 @@ export class CampaignWorkers {
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; progress?: (p: unknown) => void }>();
   private nextId = 1;
   private closed = false;
+  /** Set when a thread failed or exited on its own: the pool then refuses every call. */
+  private broken: Error | undefined;
 
   constructor(moduleUrl: string, serve: string, readonly size: number) {
     checkJobs(size);
@@ -350,9 +352,9 @@ export class CampaignWorkers {
     for (let i = 0; i < size; i++) {
       const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(boot)}`));
       worker.on("message", (reply: WorkerReply) => this.settle(reply));
-      worker.on("error", (error) => this.failAll(error));
+      worker.on("error", (error) => this.break(error));
       worker.on("exit", (code) => {
-        if (!this.closed) this.failAll(new Error(`campaign worker exited with code ${code}`));
+        if (!this.closed) this.break(new Error(`campaign worker exited with code ${code}`));
       });
       this.workers.push(worker);
     }
@@ -361,6 +363,7 @@ export class CampaignWorkers {
   /** Sends `args` to worker `index`; resolves to its handler's reply. */
   call<T>(index: number, args: unknown, progress?: (p: unknown) => void): Promise<T> {
     if (this.closed) return Promise.reject(new Error("campaign workers are closed"));
+    if (this.broken) return Promise.reject(this.broken);
     const worker = this.workers[index];
     if (!worker) throw new RangeError(`no worker ${index} in a pool of ${this.size}`);
     const id = this.nextId++;
@@ -386,6 +389,11 @@ export class CampaignWorkers {
     this.pending.delete(reply.id);
     if (reply.error !== undefined) p.reject(new Error(`campaign worker: ${reply.error}`));
     else p.resolve(reply.value);
+  }
+
+  private break(error: Error): void {
+    this.broken ??= error;
+    this.failAll(error);
   }
 
   private failAll(error: Error): void {

@@ -31,6 +31,13 @@ describe("parallel cut campaign", () => {
     expect(await pool.run(s, options)).toEqual(serial);
   }, 60_000);
 
+  it("reports an error thrown on a thread with its message, and stays usable", async () => {
+    const s = randomScenario(33, { txs: 3 });
+    await expect(pool.run(s, { geometry: { ...TINY, pageBytes: 100 }, key: KEY, seed: 33 })).rejects.toThrow(/campaign worker: .*geometry pageBytes/);
+    await expect(pool.run(s, { geometry: TINY, key: KEY, seed: 33, shard: { index: 2, count: 2 } })).rejects.toThrow(RangeError);
+    expect((await pool.run(s, { geometry: TINY, key: KEY, seed: 33 })).failures).toEqual([]);
+  }, 60_000);
+
   it("merges failures in operation order and cuts them at maxCuts", () => {
     const fail = (cut: number) => ({ cut, tx: cut >> 2, replay: `replay: seed=1 scenario=s cut=${cut}`, reason: "r" });
     const a: CampaignResult = { cutPoints: 3, failures: [fail(0), fail(4)], operations: 99, judged: [0, 2, 4] };
