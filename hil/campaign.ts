@@ -11,7 +11,7 @@
  *
  * Work items are (scenario, first cut[, second cut]) in a fixed order; `--shard i/n`
  * takes every n-th item. Results merge (mergeCampaignResults) when they are shards of the
- * same campaign, each present exactly once.
+ * same campaign, each present exactly once. campaign-pool.ts runs a campaign on worker threads.
  */
 import { PinRef, issuer, call, verifyPin, selectApplication, decodeBatch, transceive, encodeCommand, CLA_ISO, CLA_PROPRIETARY, INS, TAX_AID, PIN_MAX_TRIES, type Send, type PurchaseRecord } from "../src/tax/index.ts";
 import { Rng, MemoryTrace, toHex, type TraceEvent } from "../src/sim/index.ts";

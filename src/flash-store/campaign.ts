@@ -3,6 +3,8 @@
  * mutating flash operation k, fork the chip, tear operation k on the fork, remount the store
  * on it and check that it equals the model either before or after the transaction that was
  * being committed. The printed replay id is `seed=S scenario=NAME cut=K` (K = op index).
+ * A cut's verdict depends on the seed, the scenario and K only, so a campaign may be split
+ * into shards and spread over worker threads (CutCampaignPool, below) with the same result.
  */
 import { availableParallelism } from "node:os";
 import { createRequire } from "node:module";
