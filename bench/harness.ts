@@ -16,7 +16,11 @@ export interface Metric {
 export interface BenchModule {
   /** Every metric id the module may report; used to decide whether a filter selects it. */
   ids: readonly string[];
-  run(): Promise<Record<string, Metric>>;
+  /**
+   * Measures the metrics; `wants(id)` says whether the run's filter selects a metric, so a
+   * module may skip the slow ones nobody asked for (it may still return them: main drops them).
+   */
+  run(wants: (id: string) => boolean): Promise<Record<string, Metric>>;
 }
 
 /** Median of repeated samples: robust against a noisy neighbour on a 2-core machine. */

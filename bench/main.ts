@@ -29,7 +29,7 @@ async function main(): Promise<void> {
     const module = (await import(pathToFileURL(join(here, file)).href)).default as BenchModule;
     if (!module.ids.some((id) => selects(filter, id))) continue;
     process.stderr.write(`bench: ${file} ...\n`);
-    const results = await module.run();
+    const results = await module.run((id) => id.startsWith(filter));
     for (const [id, metric] of Object.entries(results)) if (id.startsWith(filter)) metrics[id] = metric;
   }
   if (Object.keys(metrics).length === 0) throw new Error(`no benchmark matches --filter "${filter}"`);

@@ -11,11 +11,11 @@
  *
  * Work items are (scenario, first cut[, second cut]) in a fixed order; `--shard i/n`
  * takes every n-th item. Results merge (mergeCampaignResults) when they are shards of the
- * same campaign, each present exactly once.
+ * same campaign, each present exactly once. campaign-pool.ts runs a campaign on worker threads.
  */
 import { PinRef, issuer, call, verifyPin, selectApplication, decodeBatch, transceive, encodeCommand, CLA_ISO, CLA_PROPRIETARY, INS, TAX_AID, PIN_MAX_TRIES, type Send, type PurchaseRecord } from "../src/tax/index.ts";
 import { Rng, MemoryTrace, toHex, type TraceEvent } from "../src/sim/index.ts";
-import { tearOperationOnFork, DecryptCache, FlashStore, bytesEqual, type NandChip, type NandOp, type RecordStore } from "../src/flash-store/index.ts";
+import { tearOperationOnFork, DecryptCache, FlashStore, NandChip, bytesEqual, type ChipSnapshot, type NandOp, type RecordStore } from "../src/flash-store/index.ts";
 import { sm3 } from "../src/crypto/index.ts";
 import { SimDevice, CAMPAIGN_GEOMETRY, HIL_START_SECONDS } from "./sim-device.ts";
 import { simIssuerKeys, type IssuerKeys } from "./issuer-keys.ts";
@@ -342,11 +342,6 @@ async function judge(base: SimDevice, chip: NandChip, pins: string[], watch: { c
   return fingerprint(sendOf(dev, trace, seq), pins, watch);
 }
 
-/** The device's store as a read-only mount of a fork of its chip (touches nothing of the device). */
-function readOnlyView(dev: SimDevice): FlashStore {
-  return FlashStore.mount(dev.chip.fork(), { key: dev.storeKey, cache: dev.decryptCache, readOnly: true });
-}
-
 /** Every record of a store (values by reference) and its rollover count. */
 interface RecordSet {
   entries: { type: number; id: number; value: Uint8Array; reclaimable: boolean }[];
@@ -401,9 +396,8 @@ interface ScenarioRun {
   changed: ({ old: RecordSet["entries"]; new: RecordSet["entries"] } | undefined)[];
   pins: string[];
   watch: { code: string; number: number }[];
-  /** The same as record sets (the fast path of the judge). */
-  beforeSets: RecordSet[];
-  afterSets: RecordSet[];
+  /** The same as record sets (the fast path of the judge), read when first needed (setOf). */
+  sets: Map<NandChip, RecordSet>;
   cuts: RecordedCut[];
   device: SimDevice;
   opSteps: Map<number, { step: number; name: string; op: NandOp }>;
@@ -419,15 +413,14 @@ async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record 
   const steps = sc.steps(ctx);
   const beforeChips: NandChip[] = [];
   const afterChips: NandChip[] = [];
-  const beforeSets: RecordSet[] = [];
-  const afterSets: RecordSet[] = [];
   const cuts: RecordedCut[] = [];
+  let afterSnap: ChipSnapshot | undefined;
   for (let i = 0; i < steps.length; i++) {
     const step = steps[i]!;
     if (step.prep) await step.prep(ctx);
-    // boundaries are forks (reads on the running chip would shift its op indices)
-    beforeChips.push(dev.chip.fork());
-    beforeSets.push(recordSet(readOnlyView(dev)));
+    // boundaries are forks (reads on the running chip would shift its op indices); when the
+    // prep wrote nothing, the chip is still the previous step's "after": the same boundary
+    beforeChips.push(afterSnap && dev.chip.unchangedSince(afterSnap) ? afterChips[i - 1]! : dev.chip.fork());
     dev.chip.setObserver((k, op) => {
       if (op.kind === "read") return;
       opSteps.set(k, { step: i, name: step.name, op });
@@ -438,14 +431,31 @@ async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record 
     } finally {
       dev.chip.setObserver(null);
     }
-    afterChips.push(dev.chip.fork());
-    afterSets.push(recordSet(readOnlyView(dev)));
+    afterSnap = dev.chip.snapshot();
+    afterChips.push(NandChip.fromSnapshot(afterSnap));
   }
-  return { beforeChips, afterChips, prints: new Map(), changed: [], pins, watch, beforeSets, afterSets, cuts, device: dev, opSteps };
+  return { beforeChips, afterChips, prints: new Map(), changed: [], pins, watch, sets: new Map(), cuts, device: dev, opSteps };
+}
+
+/**
+ * The record set of a step boundary, read once (on a read-only mount of a fork of the
+ * boundary chip) when a point of the step first needs it: steps without cut points (or
+ * without points in this shard) never pay for it.
+ */
+function setOf(run: ScenarioRun, side: "before" | "after", step: number): RecordSet {
+  const chip = (side === "before" ? run.beforeChips : run.afterChips)[step]!;
+  let set = run.sets.get(chip);
+  if (!set) {
+    set = recordSet(FlashStore.mount(chip.fork(), { key: run.device.storeKey, cache: run.device.decryptCache, readOnly: true }));
+    run.sets.set(chip, set);
+  }
+  return set;
 }
 
 /** The APDU fingerprint of a step boundary, taken once on a fork of the boundary chip. */
 function printOf(run: ScenarioRun, side: "before" | "after", step: number): Promise<Fingerprint> {
+  // a step's "before" that is the previous step's "after" (same chip) has the same print
+  if (side === "before" && step > 0 && run.beforeChips[step] === run.afterChips[step - 1]) return printOf(run, "after", step - 1);
   const key = `${side}${step}`;
   let p = run.prints.get(key);
   if (!p) {
@@ -473,8 +483,8 @@ async function verdictOf(run: ScenarioRun, step: number, chip: NandChip, pins: s
     }
     if (store) {
       // the records the step changed tell which side to check in full (one scan, not two)
-      const before = run.beforeSets[step]!;
-      const after = run.afterSets[step]!;
+      const before = setOf(run, "before", step);
+      const after = setOf(run, "after", step);
       let changed = run.changed[step];
       if (!changed) changed = run.changed[step] = { old: changedEntries(before, after), new: changedEntries(after, before) };
       if (sameEntries(store, changed.old) && sameRecords(store, before)) return { verdict: "old" };

@@ -18,6 +18,7 @@ export {
   runCampaign, mergeCampaignResults, cutTrace, flashEvent, SCENARIOS, scenarioByName, campaignId, CAMPAIGN_TOOL, CAMPAIGN_FORMAT,
   type CampaignOptions, type CampaignResult, type CampaignFailure, type CampaignMode, type Scenario,
 } from "./campaign.ts";
+export { CampaignPool, runCampaignParallel, serveCampaignPoolWorker } from "./campaign-pool.ts";
 export { runDifferential, compareSequence, diffBase, diffCommand, apduOf, type DiffCommand, type DifferentialResult } from "./differential.ts";
 export { replayTrace, rerun, ReplayError } from "./replay.ts";
 export { fingerprint, oldOrNew, personalize, draft } from "./ukey-ops.ts";

@@ -4,7 +4,7 @@
  * model before or after the interrupted transaction. Failures print a replay command.
  */
 import type { Command } from "commander";
-import { campaignKey, randomScenario, runCutCampaign, SMALL_GEOMETRY, type Geometry } from "../flash-store/index.ts";
+import { campaignKey, defaultJobs, MAX_JOBS, randomScenario, runCutCampaign, runCutCampaignParallel, SMALL_GEOMETRY, type Geometry } from "../flash-store/index.ts";
 import { parseSeed } from "../sim/index.ts";
 
 const GEOMETRIES: Record<string, Geometry> = {
@@ -23,6 +23,12 @@ function parseShard(text: string): { index: number; count: number } {
   return { index: Number(m[1]), count: Number(m[2]) };
 }
 
+/**
+ * Below this many transactions `--jobs` defaults to 1: a worker thread takes about a second to
+ * start (loading the store through tsx), more than such a campaign takes on one thread.
+ */
+export const PARALLEL_FROM_TXS = 2000;
+
 export function registerFlashCampaign(program: Command): void {
   program
     .command("flash-campaign")
@@ -35,7 +41,8 @@ export function registerFlashCampaign(program: Command): void {
     .option("--cut <k>", "replay only the cut at operation k")
     .option("--shard <i/n>", "only cuts with operation index k % n == i")
     .option("--no-resume", "do not commit again after each remount")
-    .action((options: { seed: string; txs: string; keys: string; bigChance: string; geometry: string; cut?: string; shard?: string; resume: boolean }) => {
+    .option("--jobs <n>", `worker threads (default: one per core from ${PARALLEL_FROM_TXS} transactions, else 1); same result as one thread`)
+    .action(async (options: { seed: string; txs: string; keys: string; bigChance: string; geometry: string; cut?: string; shard?: string; resume: boolean; jobs?: string }) => {
       const seed = parseSeed(options.seed);
       const txs = positiveInt("txs", options.txs, 100_000);
       const keys = positiveInt("keys", options.keys, 1_000_000);
@@ -46,15 +53,17 @@ export function registerFlashCampaign(program: Command): void {
       if (!/^(0(\.\d+)?|1(\.0+)?)$/.test(options.bigChance)) throw new Error(`--big-chance must be a number in [0, 1], got "${options.bigChance}"`);
       const scenario = randomScenario(seed, { txs, keys, bigChance });
       const key = campaignKey(seed);
-      const started = performance.now();
-      const result = runCutCampaign(scenario, {
+      const jobs = options.jobs !== undefined ? positiveInt("jobs", options.jobs, MAX_JOBS) : options.cut === undefined && txs >= PARALLEL_FROM_TXS ? defaultJobs() : 1;
+      const campaign = {
         geometry, key, seed, resume: options.resume,
         ...(options.cut !== undefined ? { only: new Set([Number(options.cut)]) } : {}),
         ...(options.shard !== undefined ? { shard: parseShard(options.shard) } : {}),
-      });
+      };
+      const started = performance.now();
+      const result = jobs === 1 ? runCutCampaign(scenario, campaign) : await runCutCampaignParallel(scenario, campaign, jobs);
       const seconds = (performance.now() - started) / 1000;
       const base = `ukeysim flash-campaign --seed ${seed} --txs ${txs} --keys ${keys} --big-chance ${options.bigChance} --geometry ${options.geometry}${options.resume ? "" : " --no-resume"}`;
-      console.log(`flash-campaign: ${scenario.name}, seed ${seed}, ${result.operations} operations, ${result.cutPoints} cut points in ${seconds.toFixed(1)} s (${Math.round(result.cutPoints / Math.max(seconds, 1e-9))}/s), ${result.failures.length} failures`);
+      console.log(`flash-campaign: ${scenario.name}, seed ${seed}, ${result.operations} operations, ${result.cutPoints} cut points in ${seconds.toFixed(1)} s (${Math.round(result.cutPoints / Math.max(seconds, 1e-9))}/s${jobs > 1 ? ` on ${jobs} threads` : ""}), ${result.failures.length} failures`);
       if (options.cut !== undefined && result.cutPoints === 0) console.log(`  operation ${options.cut} is a read or beyond the scenario: nothing to tear`);
       for (const f of result.failures) console.log(`  FAIL tx ${f.tx}: ${f.reason}\n    ${f.replay}\n    replay: ${base} --cut ${f.cut}`);
       if (result.failures.length === 0) console.log(`replay: ${base}`);

@@ -7,10 +7,11 @@ import { CommanderError, InvalidArgumentError, type Command } from "commander";
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import {
-  runHil, checkSuites, writeReports, summarize, runCampaign, mergeCampaignResults, parseShard, readTrace, replayTrace, parsePowerSpec, readIssuerKeys,
+  runHil, checkSuites, writeReports, summarize, runCampaignParallel, mergeCampaignResults, parseShard, readTrace, replayTrace, parsePowerSpec, readIssuerKeys,
   TargetError, IssuerKeysError, TraceFormatError, ReplayError, PowerControlError, SCENARIOS, scenarioByName, CAMPAIGN_FORMAT, type CampaignResult,
 } from "../../hil/index.ts";
 import { FileTrace, parseSeed } from "../sim/index.ts";
+import { defaultJobs, MAX_JOBS } from "../flash-store/index.ts";
 
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, CRASH: 3, DIVERGED: 4 } as const;
 
@@ -109,9 +110,10 @@ export function registerHil(program: Command): void {
     .option("--shard <i/n>", "run shard i of n (1-based)", "1/1")
     .option("--only <cut[,second]>", "re-run one cut point of one --scenario")
     .option("--full-judge", "judge every cut point through APDUs (no record-set fast path)")
+    .option("--jobs <n>", "worker threads (default: one per core with --cuts 2, else 1: a thread costs about a second of start-up); the result is the same as on one thread")
     .option("--out <file>", "write the shard's result JSON here (for campaign merge)")
     .option("--failures-dir <dir>", "write each failure's minimal trace here (default: beside --out)")
-    .action((o: { scenario: string[]; mode: string; cuts: string; samples: string; seed: string; shard: string; only?: string; fullJudge?: boolean; out?: string; failuresDir?: string }) =>
+    .action((o: { scenario: string[]; mode: string; cuts: string; samples: string; seed: string; shard: string; only?: string; fullJudge?: boolean; jobs?: string; out?: string; failuresDir?: string }) =>
       guarded(async () => {
         const seed = seedOf(o.seed);
         if (o.mode !== "exhaustive" && o.mode !== "random") throw new InvalidArgumentError(`--mode must be exhaustive or random, got "${o.mode}"`);
@@ -125,10 +127,13 @@ export function registerHil(program: Command): void {
           if (!m || o.scenario.length !== 1) throw new InvalidArgumentError("--only takes CUT or CUT,SECOND and exactly one --scenario");
           only = { scenario: o.scenario[0]!, cut: Number(m[1]), ...(m[2] ? { second: Number(m[2]) } : {}) };
         }
+        if (o.jobs !== undefined && !(/^\d{1,3}$/.test(o.jobs) && Number(o.jobs) >= 1 && Number(o.jobs) <= MAX_JOBS)) throw new InvalidArgumentError(`--jobs must be an integer 1..${MAX_JOBS}, got "${o.jobs}"`);
+        const jobs = o.jobs !== undefined ? Number(o.jobs) : o.cuts === "2" && only === undefined ? defaultJobs() : 1;
         const onProgress = progress("power-cut");
-        const result = await runCampaign({
+        const result = await runCampaignParallel({
           seed, scenarios: o.scenario, mode: o.mode, cuts: o.cuts === "2" ? 2 : 1, shard, samples: Number(o.samples), fullJudge: o.fullJudge === true, ...(only ? { only } : {}), ...(onProgress ? { onProgress } : {}),
-        });
+          now: () => performance.now(),
+        }, jobs);
         if (o.out) {
           mkdirSync(dirname(o.out), { recursive: true });
           writeFileSync(o.out, JSON.stringify(result, null, 2) + "\n");

@@ -12,8 +12,11 @@ export interface Media {
   readonly geometry: Geometry;
   /** Raw page content (data + spare, trimmed of trailing 0xFF: bytes past its end read 0xFF), or null when the page is erased. Callers must not modify it. */
   readPage(block: number, page: number): Uint8Array | null;
-  /** Stores a page; `content` is the full page (data + spare). */
-  writePage(block: number, page: number, content: Uint8Array): void;
+  /**
+   * Stores a page; `content` is the full page (data + spare). With `handOver` the caller gives
+   * the buffer away (a fresh one it never touches again), so the media may keep it uncopied.
+   */
+  writePage(block: number, page: number, content: Uint8Array, handOver?: boolean): void;
   /** Every page of the block becomes 0xFF. */
   eraseBlock(block: number): void;
   eraseCount(block: number): number;
@@ -41,11 +44,14 @@ export function checkSecureWrite(offset: number, data: Uint8Array): void {
   }
 }
 
-/** Drops trailing 0xFF bytes: erased cells cost nothing in memory. */
-export function trimErased(content: Uint8Array): Uint8Array {
+/**
+ * Drops trailing 0xFF bytes: erased cells cost nothing in memory. A copy, unless `handOver`
+ * (the caller's fresh buffer is kept as a view: one allocation less per page written).
+ */
+export function trimErased(content: Uint8Array, handOver = false): Uint8Array {
   let end = content.length;
   while (end > 0 && content[end - 1] === 0xff) end--;
-  return content.slice(0, end);
+  return handOver ? content.subarray(0, end) : content.slice(0, end);
 }
 
 /** The block is factory-bad: program and erase on it report failure. */
@@ -77,9 +83,11 @@ export class MemoryMedia implements Media {
 
   /**
    * True while the arrays above are shared with a snapshot: the first write copies them
-   * (O(blocks) pointers, once), so snapshot() and fork() themselves are O(1).
+   * (O(blocks) pointers, once), so snapshot() and fork() themselves are O(1). The secure area
+   * has its own flag: the store never writes it, so a fork need not copy its 4 KiB.
    */
   private shared = false;
+  private secureShared = false;
 
   constructor(readonly geometry: Geometry, from?: MemorySnapshot) {
     if (from) {
@@ -89,6 +97,7 @@ export class MemoryMedia implements Media {
       this.flags = from.flags;
       this.secure = from.secure;
       this.shared = true;
+      this.secureShared = true;
     } else {
       this.pages = new Array<readonly (Uint8Array | null)[]>(geometry.blocks).fill(NO_PAGES);
       this.eraseCounts = new Uint32Array(geometry.blocks);
@@ -102,11 +111,11 @@ export class MemoryMedia implements Media {
     return (this.pages[block] as readonly (Uint8Array | null)[])[page] ?? null;
   }
 
-  writePage(block: number, page: number, content: Uint8Array): void {
+  writePage(block: number, page: number, content: Uint8Array, handOver = false): void {
     this.own();
     const next = (this.pages[block] as readonly (Uint8Array | null)[]).slice();
     while (next.length < page) next.push(null);
-    next[page] = trimErased(content);
+    next[page] = trimErased(content, handOver);
     this.pages[block] = next;
   }
 
@@ -147,8 +156,11 @@ export class MemoryMedia implements Media {
   }
 
   writeSecure(offset: number, data: Uint8Array): void {
-    this.own();
     checkSecureWrite(offset, data);
+    if (this.secureShared) {
+      this.secure = this.secure ? this.secure.slice() : null;
+      this.secureShared = false;
+    }
     this.secure ??= new Uint8Array(SECURE_AREA_BYTES);
     this.secure.set(data, offset);
   }
@@ -156,7 +168,17 @@ export class MemoryMedia implements Media {
   /** O(1): the snapshot shares this media's arrays; whichever side writes next copies them. */
   snapshot(): MemorySnapshot {
     this.shared = true;
+    this.secureShared = true;
     return { geometry: this.geometry, pages: this.pages, eraseCounts: this.eraseCounts, writePointers: this.writePointers, flags: this.flags, secure: this.secure };
+  }
+
+  /**
+   * True when nothing was written since `snap` was taken of this media: every array is still
+   * the one the snapshot shares (a write copies them first). O(1); false after any write, even
+   * one that put back what was there.
+   */
+  unchangedSince(snap: MemorySnapshot): boolean {
+    return this.pages === snap.pages && this.eraseCounts === snap.eraseCounts && this.writePointers === snap.writePointers && this.flags === snap.flags && this.secure === snap.secure;
   }
 
   /** Copy-on-write of the per-block arrays (page contents are immutable and stay shared). */
@@ -166,7 +188,6 @@ export class MemoryMedia implements Media {
     this.eraseCounts = this.eraseCounts.slice();
     this.writePointers = this.writePointers.slice();
     this.flags = this.flags.slice();
-    this.secure = this.secure ? this.secure.slice() : null;
     this.shared = false;
   }
 

@@ -8,7 +8,7 @@ import { checkTransaction, StoreError, type RecordStore, type StoreStats, type T
 const keyOf = (type: number, id: number) => type * 0x1_0000_0000 + id;
 
 export class ModelStore implements RecordStore {
-  private readonly records = new Map<number, { type: number; id: number; value: Uint8Array }>();
+  private readonly records = new Map<number, ModelRecord>();
   /** Reclaimable keys in the order they were marked: rollover takes the oldest first. */
   private readonly reclaimable = new Map<number, number>();
   private reclaimed = 0;
@@ -32,21 +32,15 @@ export class ModelStore implements RecordStore {
 
   commit(ops: readonly TxOp[]): void {
     checkTransaction(ops);
+    // Without a byte budget nothing can refuse the transaction once it is well-formed, so it is
+    // applied in place; with one, it is applied to copies first (all-or-nothing on STORAGE_FULL).
+    if (this.capacityBytes === Number.POSITIVE_INFINITY) {
+      this.markCounter = applyOps(ops, this.records, this.reclaimable, this.markCounter);
+      return;
+    }
     const next = new Map(this.records);
     const nextReclaimable = new Map(this.reclaimable);
-    let marks = this.markCounter;
-    for (const op of ops) {
-      const k = keyOf(op.type, op.id);
-      if (op.kind === "put") {
-        next.set(k, { type: op.type, id: op.id, value: op.value.slice() });
-        nextReclaimable.delete(k);
-      } else if (op.kind === "delete") {
-        next.delete(k);
-        nextReclaimable.delete(k);
-      } else if (next.has(k) && !nextReclaimable.has(k)) {
-        nextReclaimable.set(k, marks++);
-      }
-    }
+    const marks = applyOps(ops, next, nextReclaimable, this.markCounter);
     let reclaimedNow = 0;
     const oldestFirst = [...nextReclaimable.entries()].sort((a, b) => a[1] - b[1]);
     while (usedBytes(next) > this.capacityBytes) {
@@ -98,15 +92,38 @@ export class ModelStore implements RecordStore {
     }
   }
 
-  /** A deep copy: the model "before" an interrupted transaction. */
+  /**
+   * An independent copy: the model "before" an interrupted transaction. The records' values
+   * are shared, not copied: a stored value is a private copy made by commit and never modified
+   * afterwards (commit replaces it), so sharing is safe and spares an allocation per record.
+   */
   clone(): ModelStore {
     const copy = new ModelStore(this.capacityBytes);
-    for (const [k, v] of this.records) copy.records.set(k, { ...v, value: v.value.slice() });
+    for (const [k, v] of this.records) copy.records.set(k, v);
     for (const [k, v] of this.reclaimable) copy.reclaimable.set(k, v);
     copy.reclaimed = this.reclaimed;
     copy.markCounter = this.markCounter;
     return copy;
   }
+}
+
+type ModelRecord = { type: number; id: number; value: Uint8Array };
+
+/** Applies a checked transaction's ops to the maps; returns the next mark counter. */
+function applyOps(ops: readonly TxOp[], records: Map<number, ModelRecord>, reclaimable: Map<number, number>, marks: number): number {
+  for (const op of ops) {
+    const k = keyOf(op.type, op.id);
+    if (op.kind === "put") {
+      records.set(k, { type: op.type, id: op.id, value: op.value.slice() });
+      reclaimable.delete(k);
+    } else if (op.kind === "delete") {
+      records.delete(k);
+      reclaimable.delete(k);
+    } else if (records.has(k) && !reclaimable.has(k)) {
+      reclaimable.set(k, marks++);
+    }
+  }
+  return marks;
 }
 
 function usedBytes(records: Map<number, { value: Uint8Array }>): number {

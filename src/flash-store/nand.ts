@@ -66,6 +66,34 @@ function assert(condition: boolean, message: string): asserts condition {
   if (!condition) throw new Error(`NAND invariant violated: ${message}`);
 }
 
+/**
+ * Page buffers for reads without a caller buffer, carved from shared slabs. Why: a fresh
+ * Uint8Array of a page's size is an off-heap ArrayBuffer (~0.5 us to allocate and track on
+ * this machine, more than the rest of the read), and a mount reads dozens of pages per
+ * campaign cut point; a view into a slab costs ~40 ns. A slab lives while any page cut from
+ * it does, so it is kept small (SLAB_BYTES bounds what one retained page can pin); pages
+ * larger than a quarter slab are allocated on their own.
+ */
+const SLAB_BYTES = 16 * 1024;
+let slab = new Uint8Array(SLAB_BYTES).fill(0xff);
+let slabUsed = 0;
+
+/**
+ * An independent buffer of `bytes` bytes, all 0xFF (erased cells: a read then only copies
+ * the page's stored, trimmed content). A plain Uint8Array: slice() copies, as usual.
+ */
+function erasedBuffer(bytes: number): Uint8Array {
+  if (bytes > SLAB_BYTES / 4) return new Uint8Array(bytes).fill(0xff);
+  if (slabUsed + bytes > SLAB_BYTES) {
+    slab = new Uint8Array(SLAB_BYTES).fill(0xff);
+    slabUsed = 0;
+  }
+  const out = slab.subarray(slabUsed, slabUsed + bytes);
+  // Keep views 8-byte aligned, so a caller may lay wider typed arrays over one.
+  slabUsed += (bytes + 7) & ~7;
+  return out;
+}
+
 /** How a torn operation chooses the subset of bit changes it applies. */
 const enum TearMode { Nothing, Everything, Prefix, RandomBits }
 const TEAR_MODES = 4;
@@ -95,7 +123,8 @@ export class NandChip {
     this.pageTotal = pageTotalBytes(this.geometry);
     this.endurance = options.endurance ?? ENDURANCE_CYCLES;
     this.opCount = options.opCount ?? 0;
-    this.stuck = new Map([...(options.stuck ?? new Map<number, readonly StuckBit[]>())].map(([k, v]) => [k, [...v]]));
+    this.stuck = new Map();
+    if (options.stuck) for (const [k, v] of options.stuck) this.stuck.set(k, [...v]);
   }
 
   /** A new sparse in-memory chip: all blocks erased, erase counts 0, factory-bad blocks marked. */
@@ -126,6 +155,15 @@ export class NandChip {
     const media = this.media instanceof MemoryMedia ? this.media.snapshot() : this.copyToMemory().snapshot();
     const stuck = this.stuck.size ? new Map([...this.stuck].map(([k, v]) => [k, [...v]] as const)) : this.stuck;
     return { media, endurance: this.endurance, opCount: this.opCount, stuck };
+  }
+
+  /**
+   * True when the cells cannot have changed since `snap` was taken of this chip (no program,
+   * erase, bad mark or secure-area write since): lets a campaign reuse what it computed on the
+   * snapshot. Memory chips only (false otherwise: a file image is not tracked).
+   */
+  unchangedSince(snap: ChipSnapshot): boolean {
+    return this.media instanceof MemoryMedia && this.media.unchangedSince(snap.media);
   }
 
   /** An independent chip with the same cells, no armed cut, no observer, powered. */
@@ -243,16 +281,15 @@ export class NandChip {
   /** Reads a whole page (data + spare) into `out` (allocated when absent) and returns it. */
   readPage(block: number, page: number, out?: Uint8Array): Uint8Array {
     this.checkPage(block, page);
-    this.begin({ kind: "read", block, page });
-    const target = out ?? new Uint8Array(this.pageTotal);
-    assert(target.length >= this.pageTotal, "read buffer too small");
+    this.beginRead(block, page);
     const content = this.media.readPage(block, page);
-    if (content) {
-      target.set(content);
-      target.fill(ERASED, content.length, this.pageTotal);
-    } else {
-      target.fill(ERASED, 0, this.pageTotal);
-    }
+    let target: Uint8Array;
+    if (out) {
+      target = out;
+      assert(target.length >= this.pageTotal, "read buffer too small");
+      target.fill(ERASED, content ? content.length : 0, this.pageTotal);
+    } else target = erasedBuffer(this.pageTotal);
+    if (content) target.set(content);
     this.applyReadFaults(block, page, target);
     this.counters.reads++;
     return target;
@@ -261,7 +298,7 @@ export class NandChip {
   /** Is the block marked bad (spare byte 0 of page 0 != 0xFF)? One read operation. */
   readBadMarker(block: number): boolean {
     this.checkBlock(block);
-    this.begin({ kind: "read", block, page: 0 });
+    this.beginRead(block, 0);
     const page = this.fullPage(block, 0);
     this.applyReadFaults(block, 0, page);
     return page[this.geometry.pageBytes + BAD_BLOCK_MARKER_OFFSET] !== ERASED;
@@ -325,6 +362,16 @@ export class NandChip {
 
   // ---- internals ------------------------------------------------------------------------
 
+  /**
+   * begin() for a read, without building the op record when nobody can see it (no observer,
+   * no trace, no armed cut, powered): mounts read every page, and that record was a
+   * measurable part of a campaign's cut point. Reads are never torn, so the answer is not needed.
+   */
+  private beginRead(block: number, page: number): void {
+    if (this.observer === null && this.trace === null && this.cutAt < 0 && !this.powerLost) this.opCount++;
+    else this.begin({ kind: "read", block, page });
+  }
+
   /** Runs the observer and the power checks; returns true when this operation is the torn one. */
   private begin(op: NandOp): boolean {
     if (this.powerLost) throw new PowerLossError(`power lost: operation ${this.opCount} (${op.kind}) refused until repower()`);
@@ -343,27 +390,53 @@ export class NandChip {
     const rng = this.cutRng as Rng;
     this.cutAt = -1;
     this.cutRng = null;
+    this.applyTear(op, rng);
+    throw new PowerLossError(`power cut during operation ${this.opCount - 1} (${op.kind} block ${op.block}${"page" in op ? ` page ${op.page}` : ""})`);
+  }
+
+  /** The cells a torn `op` leaves (a seed-chosen subset of its changes); the power is then off. */
+  private applyTear(op: NandOp, rng: Rng): void {
     this.powerLost = true;
     if (op.kind === "program") this.tearProgram(op.block, op.page, op.data, rng);
     else if (op.kind === "erase") this.tearErase(op.block, rng);
     else if (op.kind === "markBad" && rng.bool()) this.writeMarker(op.block);
-    throw new PowerLossError(`power cut during operation ${this.opCount - 1} (${op.kind} block ${op.block}${"page" in op ? ` page ${op.page}` : ""})`);
+  }
+
+  /**
+   * tearOperationOnFork's fast path: `op` (a mutating operation the observer of a chip in this
+   * very state was shown, so it passed program()/erase()/markBad()'s checks) becomes operation
+   * opCount, torn, exactly as an armed cut would tear it, without building and throwing the
+   * PowerLossError nobody sees. Only on a fresh fork: no observer, no trace, no armed cut.
+   */
+  tearForkedOperation(op: NandOp & { kind: "program" | "erase" | "markBad" }, rng: Rng): void {
+    assert(this.observer === null && this.trace === null && this.cutAt < 0 && !this.powerLost, "tearForkedOperation needs a fresh, powered fork");
+    this.checkBlock(op.block);
+    if (op.kind === "program") {
+      this.checkPage(op.block, op.page);
+      assert(op.data.length === this.pageTotal && op.page >= this.media.writePointer(op.block), "a torn program must be one the chip accepts");
+    }
+    this.opCount++;
+    this.applyTear(op, rng);
   }
 
   private tearProgram(block: number, page: number, data: Uint8Array, rng: Rng): void {
-    const old = this.fullPage(block, page);
-    const next = old.slice();
+    // In place: byte i of the result depends on byte i of the old content only.
+    const next = this.fullPage(block, page);
     const mode = rng.int(TEAR_MODES) as TearMode;
     const prefix = rng.int(this.pageTotal + 1);
     const mask = mode === TearMode.RandomBits ? rng.bytes(this.pageTotal) : null;
-    for (let i = 0; i < this.pageTotal; i++) {
-      const clears = (old[i] as number) & ~(data[i] as number) & 0xff;
-      let applied = 0;
-      if (mode === TearMode.Everything || (mode === TearMode.Prefix && i < prefix)) applied = clears;
-      else if (mask) applied = clears & (mask[i] as number);
-      next[i] = (old[i] as number) & ~applied;
+    // Byte i ends as old & ~applied, applied being a subset of the clears (old & ~data): all of
+    // them (old & data), none (old), or those the mask picks. One loop per mode: this runs
+    // once per torn program of a campaign, and a per-byte mode test cost several microseconds.
+    const applyAllUpTo = mode === TearMode.Everything ? this.pageTotal : mode === TearMode.Prefix ? prefix : 0;
+    for (let i = 0; i < applyAllUpTo; i++) next[i] = (next[i] as number) & (data[i] as number);
+    if (mask) {
+      for (let i = 0; i < this.pageTotal; i++) {
+        const old = next[i] as number;
+        next[i] = old & ~(old & ~(data[i] as number) & (mask[i] as number));
+      }
     }
-    this.media.writePage(block, page, next);
+    this.media.writePage(block, page, next, true);
     this.media.setWritePointer(block, Math.max(this.media.writePointer(block), page + 1));
   }
 
@@ -388,14 +461,14 @@ export class NandChip {
       if (mode === TearMode.Prefix) mask = new Uint8Array(this.pageTotal).fill(p < prefixPages ? 0xff : 0);
       else mask = rng.bytes(this.pageTotal);
       for (let i = 0; i < this.pageTotal; i++) full[i] = (full[i] as number) | (mask[i] as number);
-      this.media.writePage(block, p, full);
+      this.media.writePage(block, p, full, true);
     }
   }
 
   private writeMarker(block: number): void {
     const page = this.fullPage(block, 0);
     page[this.geometry.pageBytes + BAD_BLOCK_MARKER_OFFSET] = BAD_MARKER;
-    this.media.writePage(block, 0, page);
+    this.media.writePage(block, 0, page, true);
   }
 
   /** old AND data over the first `upTo` bytes (the rest unchanged). */
@@ -472,16 +545,10 @@ export class NandChip {
  *   });
  */
 export function tearOperationOnFork(chip: NandChip, op: NandOp, rng: Rng): NandChip {
+  // A read is never torn (a cut armed at a read does not take the power): nothing to fork.
+  assert(op.kind !== "read", "the torn operation must leave the fork powered off");
   const fork = chip.fork();
-  fork.armPowerCut(fork.opCount, rng);
-  try {
-    if (op.kind === "program") fork.program(op.block, op.page, op.data);
-    else if (op.kind === "erase") fork.erase(op.block);
-    else if (op.kind === "markBad") fork.markBad(op.block);
-    else fork.readPage(op.block, op.page);
-  } catch (error) {
-    if (!(error instanceof PowerLossError)) throw error;
-  }
+  fork.tearForkedOperation(op, rng);
   assert(fork.poweredOff, "the torn operation must leave the fork powered off");
   fork.repower();
   return fork;
