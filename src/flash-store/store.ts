@@ -1639,20 +1639,30 @@ export class FlashStore implements RecordStore {
     const cacheKey = b * this.g.pagesPerBlock + p;
     const cached = this.pageCache.get(cacheKey);
     if (cached) return cached;
-    return this.validatePage(b, p, this.chip.readPage(b, p));
+    return this.validatePage(b, p, this.chip.readPageView(b, p));
   }
 
-  /** Verifies a page just read (CRC, then ECC when the CRC fails) and caches it when valid. */
-  private validatePage(b: number, p: number, page: Uint8Array): Uint8Array | null {
+  /**
+   * Verifies a page just read (CRC, then ECC when the CRC fails) and caches it when valid.
+   * `page` may be a read-only view shorter than a page (readPageView): it is kept as is when
+   * its used part is all there and its CRC holds (readers stay within the used part);
+   * otherwise a full copy (trimmed bytes 0xFF) is what gets checked and corrected.
+   */
+  private validatePage(b: number, p: number, view: Uint8Array): Uint8Array | null {
     const cacheKey = b * this.g.pagesPerBlock + p;
-    if (!pageLooksValid(page, this.g.pageBytes)) {
-      if (isErased(page, this.pageTotal)) return null;
-      const outcome = correctPage(page, this.g);
-      if (outcome.uncorrectable > 0 || !pageLooksValid(page, this.g.pageBytes)) {
-        if (outcome.uncorrectable > 0) this.counters.eccUncorrectable++;
-        return null;
+    let page = view;
+    if (!(view.length >= PAGE_HEADER_BYTES && readU16(view, PH_USED) <= view.length && pageLooksValid(view, this.g.pageBytes))) {
+      page = new Uint8Array(this.pageTotal).fill(0xff);
+      page.set(view.subarray(0, this.pageTotal));
+      if (!pageLooksValid(page, this.g.pageBytes)) {
+        if (isErased(page, this.pageTotal)) return null;
+        const outcome = correctPage(page, this.g);
+        if (outcome.uncorrectable > 0 || !pageLooksValid(page, this.g.pageBytes)) {
+          if (outcome.uncorrectable > 0) this.counters.eccUncorrectable++;
+          return null;
+        }
+        this.noteCorrections(b, outcome.corrected);
       }
-      this.noteCorrections(b, outcome.corrected);
     }
     if (this.pageCache.size > 64) this.pageCache.clear();
     this.pageCache.set(cacheKey, page);
@@ -1677,8 +1687,9 @@ export class FlashStore implements RecordStore {
 
   /** Reads page 0 once: the bad-block marker (spare byte 0) and the block header. */
   private readBlockStart(b: number): { bad: boolean; header: BlockHeader | null } {
-    const raw = this.chip.readPage(b, 0);
-    if (isBadMarker(raw[this.g.pageBytes + BAD_BLOCK_MARKER_OFFSET] as number)) return { bad: true, header: null };
+    const raw = this.chip.readPageView(b, 0);
+    const at = this.g.pageBytes + BAD_BLOCK_MARKER_OFFSET;
+    if (at < raw.length && isBadMarker(raw[at] as number)) return { bad: true, header: null }; // past a view's end: erased (good)
     return { bad: false, header: this.parseHeader(b, this.validatePage(b, 0, raw)) };
   }
 
