@@ -374,6 +374,10 @@ export class FlashStore implements RecordStore {
 
 
   private load(): void {
+    // Pass 1 reads every block (same reads, same order as ever) and keeps the verified pages;
+    // pass 2 decodes them into tables sized once from the entry counts (no growth while loading).
+    const loaded: { b: number; pages: (Uint8Array | null)[]; sealed: boolean }[] = [];
+    let entries = 0;
     let headers = 0;
     for (let b = 0; b < this.g.blocks; b++) {
       const info = this.block(b);
@@ -391,13 +395,16 @@ export class FlashStore implements RecordStore {
       info.eraseCount = header.eraseCount;
       info.lane = header.lane;
       this.nextBlockSeq = Math.max(this.nextBlockSeq, header.seq + 1);
-      if (this.readSummary(b)) {
+      const summary = this.readSummaryPages(b);
+      if (summary) {
         info.state = BlockState.Sealed;
+        loaded.push({ b, pages: summary, sealed: true });
       } else {
         info.state = BlockState.Unsealed;
-        this.scanBlock(b);
+        loaded.push({ b, pages: this.readDataPages(b), sealed: false });
         this.gcQueue.add(b);
       }
+      for (const page of loaded[loaded.length - 1]?.pages ?? []) if (page) entries += readU16(page, PH_COUNT);
       info.nextPage = this.g.pagesPerBlock;
     }
     if (headers === 0) throw new StoreError("BAD_IMAGE", "no flash store on this chip (not formatted, or every block header is unreadable)");
@@ -405,6 +412,12 @@ export class FlashStore implements RecordStore {
     const counts = this.table.eraseCount;
     for (let b = 0; b < counts.length; b++) maxKnown = Math.max(maxKnown, counts[b] as number);
     for (let b = 0; b < counts.length; b++) if ((counts[b] as number) < 0) counts[b] = maxKnown; // unknown: assume the worst seen
+    this.items.reserve(entries);
+    this.recs.reserve(entries); // at most one record per item
+    for (const { b, pages, sealed } of loaded) {
+      if (sealed) for (const page of pages) this.loadSummaryPage(page as Uint8Array, b);
+      else this.loadDataPages(b, pages);
+    }
     this.rebuildIndex();
   }
 
@@ -1709,29 +1722,24 @@ export class FlashStore implements RecordStore {
   }
 
   /**
-   * Loads the block's summary into the item table and the block's list; false (nothing
-   * loaded) when the block was never sealed or its summary is unreadable. Every summary page
-   * is checked before any entry is loaded, so a bad summary leaves no partial list behind.
+   * The block's summary pages, verified, or null when the block was never sealed or its
+   * summary is unreadable. Every page is checked before any entry is used, so a bad summary
+   * leaves nothing behind (the block is then scanned instead).
    */
-  private readSummary(b: number): boolean {
+  private readSummaryPages(b: number): Uint8Array[] | null {
     const ppb = this.g.pagesPerBlock;
     const last = this.readValidPage(b, ppb - 1);
-    if (!last || last[PH_KIND] !== PAGE_KIND_SUMMARY) return false;
+    if (!last || last[PH_KIND] !== PAGE_KIND_SUMMARY) return null;
     const total = readU16(last, PH_TOTAL);
-    if (total < 1 || readU16(last, PH_INDEX) !== total - 1 || total >= ppb) return false;
+    if (total < 1 || readU16(last, PH_INDEX) !== total - 1 || total >= ppb) return null;
     const pages: Uint8Array[] = [];
-    let entries = 0;
     for (let i = 0; i < total; i++) {
       const page = i === total - 1 ? last : this.readValidPage(b, ppb - total + i);
-      if (!page || page[PH_KIND] !== PAGE_KIND_SUMMARY || readU16(page, PH_INDEX) !== i) return false;
-      const count = readU16(page, PH_COUNT);
-      if (PAGE_HEADER_BYTES + count * SUMMARY_ENTRY_BYTES > readU16(page, PH_USED)) return false;
+      if (!page || page[PH_KIND] !== PAGE_KIND_SUMMARY || readU16(page, PH_INDEX) !== i) return null;
+      if (PAGE_HEADER_BYTES + readU16(page, PH_COUNT) * SUMMARY_ENTRY_BYTES > readU16(page, PH_USED)) return null;
       pages.push(page);
-      entries += count;
     }
-    this.items.reserve(entries);
-    for (const page of pages) this.loadSummaryPage(page, b);
-    return true;
+    return pages;
   }
 
   /** Decodes one summary page's entries straight into the item table (room reserved by the caller). */
@@ -1762,12 +1770,22 @@ export class FlashStore implements RecordStore {
     }
   }
 
-  /** Reads every data page of a block that was open at a cut; torn pages are skipped. */
-  private scanBlock(b: number): void {
-    const it = this.items;
+  /** The verified data pages of a block that was open at a cut (index = page; null = torn, erased or not data). */
+  private readDataPages(b: number): (Uint8Array | null)[] {
+    const pages: (Uint8Array | null)[] = [null];
     for (let p = 1; p < this.g.pagesPerBlock; p++) {
       const page = this.readValidPage(b, p);
-      if (!page || page[PH_KIND] !== PAGE_KIND_DATA) continue;
+      pages.push(page && page[PH_KIND] === PAGE_KIND_DATA ? page : null);
+    }
+    return pages;
+  }
+
+  /** Loads the items of a scanned block's data pages; a page's items stop at the first torn one. */
+  private loadDataPages(b: number, pages: readonly (Uint8Array | null)[]): void {
+    const it = this.items;
+    for (let p = 1; p < pages.length; p++) {
+      const page = pages[p];
+      if (!page) continue;
       const used = readU16(page, PH_USED);
       const count = readU16(page, PH_COUNT);
       let at = PAGE_HEADER_BYTES;
