@@ -844,6 +844,133 @@ export class FlashStore implements RecordStore {
     return out;
   }
 
+  /**
+   * Recounts the in-memory index from first principles and throws (invariant violated) when
+   * anything differs: block lists (membership, counts, placement, lanes), records (hash,
+   * identity: each live item named once), live flags, frameLive, commits, liveCost per block
+   * and in total, keyEntries when built. For tests and diagnostics: O(items), allocates.
+   * Returns the table sizes it saw.
+   */
+  checkIndex(): { items: number; itemRows: number; freeItemRows: number; detachedItems: number; records: number } {
+    const it = this.items;
+    const recs = this.recs;
+    const t = this.table;
+    const top = it.top;
+    const where = new Int32Array(top).fill(-2); // -2: nowhere yet, -1: pending, b: listed in block b
+    const blockCost = new Float64Array(this.g.blocks);
+    let listed = 0;
+    for (let b = 0; b < this.g.blocks; b++) {
+      let n = 0;
+      let last = NIL;
+      for (let h = t.head[b] as number; h !== NIL; h = it.next[h] as number) {
+        assert(h >= 0 && h < top && it.kind[h] !== 0, `block ${b} lists a free or invalid item row ${h}`);
+        assert(where[h] === -2, `item ${h} listed twice`);
+        where[h] = b;
+        assert(it.block[h] === b, `item ${h} listed in block ${b} but placed in ${it.block[h]}`);
+        if (it.live[h]) blockCost[b] = (blockCost[b] as number) + this.refCost(h);
+        n++;
+        last = h;
+      }
+      assert(n === t.count[b] && last === t.tail[b], `block ${b}: list of ${n} items, count says ${t.count[b]}`);
+      assert(n === 0 || (t.state[b] !== BlockState.Free && t.state[b] !== BlockState.Bad), `free or bad block ${b} lists items`);
+      assert(blockCost[b] === t.liveCost[b], `block ${b}: live cost ${t.liveCost[b]}, recount ${blockCost[b]}`);
+      listed += n;
+    }
+    let pending = 0;
+    for (const w of this.lanes) {
+      for (const p of w.pending) {
+        assert(where[p.ref] === -2, `pending item ${p.ref} is also listed`);
+        where[p.ref] = -1;
+        pending++;
+      }
+    }
+    const named = new Uint8Array(top);
+    const name = (h: Item, what: string): void => {
+      assert(h >= 0 && h < top && it.kind[h] !== 0, `${what} names a free or invalid item row ${h}`);
+      assert(named[h] === 0, `${what}: item ${h} is referenced twice`);
+      assert(it.live[h] === 1, `${what}: referenced item ${h} is not counted live`);
+      named[h] = 1;
+    };
+    let rows = 0;
+    for (let type = 0; type <= RECORD_TYPE_MAX; type++) {
+      for (let r = recs.firstOf(type); r !== NIL; r = recs.nextOf(r)) {
+        rows++;
+        const id = recs.id[r] as number;
+        const kind = recs.kind[r] as number;
+        const what = `record ${type}/${id}`;
+        assert(recs.type[r] === type && recs.find(type, id) === r, `${what}: not found by its key`);
+        assert(kind === ITEM_PUT || kind === ITEM_TOMBSTONE, `${what}: kind ${kind}`);
+        for (let c = 0; c < 2; c++) {
+          const slots = this.fragSlots(r, c);
+          assert(c === 0 || slots === 0 || type < CRITICAL_TYPE_LIMIT, `${what}: a second copy of a non-critical type`);
+          for (let f = 0; f < slots; f++) {
+            const h = this.fragAt(r, c, f);
+            if (h === NIL) continue;
+            name(h, what);
+            assert(it.type[h] === type && it.id[h] === id && it.kind[h] === kind && it.version[h] === recs.version[r], `${what}: item ${h} is of another key or version`);
+            assert(copyOfFlags(it.flags[h] as number) === c && (kind !== ITEM_PUT || it.fragIndex[h] === f), `${what}: item ${h} in the wrong copy or fragment slot`);
+            const b = it.block[h] as number;
+            assert(b < 0 || t.lane[b] === c, `${what}: copy ${c} is in a block of lane ${t.lane[b]}`);
+          }
+        }
+        if (kind === ITEM_PUT) assert(recs.length[r] === this.recordLength(r), `${what}: length ${recs.length[r]}, recount ${this.recordLength(r)}`);
+        const marks = [recs.mark0[r] as number, recs.mark1[r] as number];
+        marks.forEach((h, c) => {
+          if (h === NIL) return;
+          assert(kind === ITEM_PUT, `${what}: a tombstone with a mark`);
+          name(h, `${what} mark`);
+          assert(it.kind[h] === ITEM_MARK && it.type[h] === type && it.id[h] === id && copyOfFlags(it.flags[h] as number) === c, `${what}: mark ${h} is not this key's mark of copy ${c}`);
+          assert((it.version[h] as number) > (recs.version[r] as number) && it.version[h] === this.markVersion(r), `${what}: mark ${h} not newer than the record, or copies disagree`);
+        });
+      }
+    }
+    assert(rows === recs.size, `record rows: ${rows} in the type lists, ${recs.size} in the hash`);
+    for (const [frame, c] of this.commits) {
+      assert(this.frameLive.has(frame), `commit kept for frame ${frame} without live items`);
+      assert(it.kind[c] === ITEM_COMMIT && it.version[c] === frame, `commit of frame ${frame} is item ${c}, not a commit of that frame`);
+      if (it.frame[c] !== frame) name(c, `relocated commit of frame ${frame}`);
+      else assert(it.live[c] === 0, `commit of frame ${frame} counted live in its own frame`);
+    }
+    const frames = new Map<number, number>();
+    let liveTotal = 0;
+    let detached = 0;
+    for (let h = 0; h < top; h++) {
+      if (it.kind[h] === 0) {
+        assert(it.live[h] === 0 && where[h] === -2, `free item row ${h} is live or listed`);
+        continue;
+      }
+      if (it.live[h]) {
+        assert(named[h] === 1, `item ${h} is counted live but nothing refers to it`);
+        liveTotal += this.refCost(h);
+        frames.set(it.frame[h] as number, (frames.get(it.frame[h] as number) ?? 0) + 1);
+      }
+      if (where[h] === -2) {
+        // Detached: its block was erased while something still referred to it.
+        detached++;
+        assert(it.block[h] === -1, `item ${h} is in no list but placed in block ${it.block[h]}`);
+        assert(it.live[h] === 1 || (it.kind[h] === ITEM_COMMIT && this.commits.get(it.version[h] as number) === h), `item row ${h} leaked: in no list, pending in no lane, referred to by nothing`);
+      }
+    }
+    assert(frames.size === this.frameLive.size, `frameLive has ${this.frameLive.size} frames, recount ${frames.size}`);
+    for (const [frame, n] of frames) {
+      assert(this.frameLive.get(frame) === n, `frame ${frame}: frameLive ${this.frameLive.get(frame)}, recount ${n}`);
+      assert(this.commits.has(frame), `frame ${frame} has live items but no commit`);
+    }
+    assert(liveTotal === this.liveCost, `liveCost ${this.liveCost}, recount ${liveTotal}`);
+    assert(listed + pending + detached === it.size, `item rows in use ${it.size}, found ${listed} listed + ${pending} pending + ${detached} detached`);
+    if (this.keyEntriesReady) {
+      const recount = new Map<number, number>();
+      for (let h = 0; h < top; h++) {
+        if ((where[h] as number) < 0 || (it.kind[h] !== ITEM_PUT && it.kind[h] !== ITEM_MARK)) continue;
+        const key = keyOf(it.type[h] as number, it.id[h] as number);
+        recount.set(key, (recount.get(key) ?? 0) + 1);
+      }
+      assert(recount.size === this.keyEntries.size, `keyEntries has ${this.keyEntries.size} keys, recount ${recount.size}`);
+      for (const [key, n] of recount) assert(this.keyEntries.get(key) === n, `keyEntries of ${key}: ${this.keyEntries.get(key)}, recount ${n}`);
+    }
+    return { items: listed + pending, itemRows: top, freeItemRows: it.freeRows(), detachedItems: detached, records: rows };
+  }
+
   /** Runs pending maintenance now: relocation of blocks left open by a cut, scrubs, repairs. */
   maintain(): void {
     this.guard(() => {
@@ -1110,12 +1237,27 @@ export class FlashStore implements RecordStore {
     this.liveCost -= cost;
     if (n > 0) {
       this.frameLive.set(frame, n);
+      this.freeIfDetached(h);
       return;
     }
     this.frameLive.delete(frame);
     const c = this.commits.get(frame);
     this.commits.delete(frame);
     if (c !== undefined && it.frame[c] !== frame) this.dropLive(c);
+    else if (c !== undefined) this.freeIfDetached(c);
+    this.freeIfDetached(h);
+  }
+
+  /**
+   * A row whose block was erased while it was still referred to (forgetItems) goes back to
+   * the table once nothing refers to it any more. Staged items (also block -1) are never
+   * live nor a kept commit, so they never get here.
+   */
+  private freeIfDetached(h: Item): void {
+    const it = this.items;
+    if (it.block[h] !== -1 || it.live[h] === 1 || it.kind[h] === 0) return;
+    if (it.kind[h] === ITEM_COMMIT && this.commits.get(it.version[h] as number) === h) return;
+    it.free(h);
   }
 
   private refCost(h: Item): number {
