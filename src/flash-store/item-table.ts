@@ -75,6 +75,19 @@ export class ItemTable {
     if (this.top + n > this.capacity) this.resize(Math.max(this.capacity * 2, this.top + n));
   }
 
+  /**
+   * Takes the `n` rows from top as one run (bulk load: mount decodes a summary page into
+   * consecutive rows). The caller has written every field of rows top..top+n-1, next, live
+   * and block included; room must have been reserved.
+   */
+  claimRun(n: number): number {
+    if (this.top + n > this.capacity) throw new Error(`flash store invariant violated: item run of ${n} rows past the reserved capacity`);
+    const base = this.top;
+    this.top += n;
+    this.size += n;
+    return base;
+  }
+
   /** Returns a row to the free list; the handle must not be used afterwards. */
   free(h: number): void {
     this.kind[h] = 0; // kind 0 is no item kind: a stale handle reads as "no item" on flash too

@@ -496,10 +496,18 @@ export class FlashStore implements RecordStore {
         this.mountMark(r, c, h);
         continue;
       }
-      if (recs.kind[r] === 0 || (recs.version[r] as number) < v) this.resetRec(r, k, v);
-      else if (recs.version[r] !== v || recs.kind[r] !== k) continue;
+      // The row's arrays are read afresh: findOrInsert does not grow them here (load reserved
+      // a row per item), but resetRec/setFrag go through the table.
+      const rk = recs.kind[r] as number;
+      if (rk === 0 || (recs.version[r] as number) < v) this.resetRec(r, k, v);
+      else if (recs.version[r] !== v || rk !== k) continue;
       const index = k === ITEM_PUT ? (fragIndex[h] as number) : 0;
-      if (this.fragAt(r, c, index) === NIL) this.setFrag(r, c, index, h);
+      if (index === 0) {
+        const copies = c === 0 ? recs.copy0 : recs.copy1;
+        if (copies[r] === NIL) copies[r] = h;
+      } else if (this.fragAt(r, c, index) === NIL) {
+        this.setFrag(r, c, index, h);
+      }
     }
     this.mountAccounting();
     this.mountCommits(commitItems, committed);
@@ -530,37 +538,56 @@ export class FlashStore implements RecordStore {
   private mountAccounting(): void {
     const recs = this.recs;
     const it = this.items;
+    const { kind: rkind, version: rversion, length: rlength, copy0, copy1, mark0, mark1 } = recs;
+    const { frame, live, block, length, version } = it;
     const liveCosts = this.table.liveCost;
+    const simple = this.moreFrags.size === 0; // no record spans several fragments (the common case)
     const orphans: number[] = [];
     let runFrame = -1;
     let runCount = 0;
     let total = 0;
-    const live = (h: Item): void => {
-      const f = it.frame[h] as number;
+    const count = (h: Item): void => {
+      const f = frame[h] as number;
       if (f !== runFrame) {
         if (runCount) this.frameLive.set(runFrame, (this.frameLive.get(runFrame) ?? 0) + runCount);
         runFrame = f;
         runCount = 0;
       }
       runCount++;
-      it.live[h] = 1;
+      live[h] = 1;
       const cost = this.refCost(h);
-      (liveCosts[it.block[h] as number] as number) += cost;
+      (liveCosts[block[h] as number] as number) += cost;
       total += cost;
     };
     for (let t = 0; t <= RECORD_TYPE_MAX; t++) {
       for (let r = recs.firstOf(t); r !== NIL; r = recs.nextOf(r)) {
-        const k = recs.kind[r] as number;
+        const k = rkind[r] as number;
         if (k === 0) {
           orphans.push(r);
           continue;
         }
-        if (k === ITEM_PUT) recs.length[r] = this.recordLength(r);
-        if (k !== ITEM_PUT || this.markVersion(r) <= (recs.version[r] as number)) {
-          recs.mark0[r] = NIL;
-          recs.mark1[r] = NIL;
+        const m0 = mark0[r] as number;
+        const m1 = mark1[r] as number;
+        if (m0 !== NIL || m1 !== NIL) {
+          const markVersion = version[m0 !== NIL ? m0 : m1] as number;
+          if (k !== ITEM_PUT || markVersion <= (rversion[r] as number)) {
+            mark0[r] = NIL;
+            mark1[r] = NIL;
+          }
         }
-        this.forEachLiveItem(r, live);
+        if (!simple) {
+          if (k === ITEM_PUT) rlength[r] = this.recordLength(r);
+          this.forEachLiveItem(r, count);
+          continue;
+        }
+        // One fragment per copy: the length is that of the first copy present (recordLength).
+        const c0 = copy0[r] as number;
+        const c1 = copy1[r] as number;
+        if (k === ITEM_PUT) rlength[r] = c0 !== NIL ? (length[c0] as number) : c1 !== NIL ? (length[c1] as number) : 0;
+        if (c0 !== NIL) count(c0);
+        if (c1 !== NIL) count(c1);
+        if (mark0[r] !== NIL) count(mark0[r] as number);
+        if (mark1[r] !== NIL) count(mark1[r] as number);
       }
     }
     if (runCount) this.frameLive.set(runFrame, (this.frameLive.get(runFrame) ?? 0) + runCount);
@@ -1884,17 +1911,23 @@ export class FlashStore implements RecordStore {
     return pages;
   }
 
-  /** Decodes one summary page's entries straight into the item table (room reserved by the caller). */
+  /**
+   * Decodes one summary page's entries straight into consecutive rows of the item table
+   * (room reserved by the caller) and appends them to the block's list as one run.
+   */
   private loadSummaryPage(page: Uint8Array, b: number): void {
     const it = this.items;
-    const { kind, flags, type, id, fragIndex, fragCount, length, version, frame, extra } = it;
+    const { kind, flags, type, id, fragIndex, fragCount, length, version, frame, extra, next, live, block } = it;
+    const base = it.top;
+    assert(base + readU16(page, PH_COUNT) <= it.capacity, "summary entries past the reserved item rows");
     const count = readU16(page, PH_COUNT);
+    let n = 0;
     for (let e = 0, at = PAGE_HEADER_BYTES; e < count; e++, at += SUMMARY_ENTRY_BYTES) {
       const k = page[at + IT_KIND] as number;
       const fc = page[at + IT_FRAG_COUNT] as number;
       const fi = page[at + IT_FRAG_INDEX] as number;
       if (k < ITEM_PUT || k > ITEM_COMMIT || fc < 1 || fi >= fc) continue; // not an item: skipped, as on any page
-      const h = it.alloc();
+      const h = base + n++;
       kind[h] = k;
       flags[h] = page[at + IT_FLAGS] as number;
       type[h] = page[at + IT_TYPE] as number;
@@ -1907,9 +1940,20 @@ export class FlashStore implements RecordStore {
       it.page[h] = readU16(page, at + SE_PAGE);
       it.offset[h] = readU16(page, at + SE_OFFSET);
       extra[h] = readU48(page, at + SE_EXTRA);
-      it.block[h] = b;
-      this.table.pushItem(b, h, it);
+      block[h] = b;
+      live[h] = 0;
+      next[h] = h + 1;
     }
+    if (n === 0) return;
+    it.claimRun(n);
+    const last = base + n - 1;
+    next[last] = NIL;
+    const t = this.table;
+    const tail = t.tail[b] as number;
+    if (tail === NIL) t.head[b] = base;
+    else next[tail] = base;
+    t.tail[b] = last;
+    (t.count[b] as number) += n;
   }
 
   /** The verified data pages of a block that was open at a cut (index = page; null = torn, erased or not data). */
