@@ -14,8 +14,12 @@
 
 /** "No item": the null handle (also the end of a list). */
 export const NIL = -1;
-/** Rows of a new table: an empty store holds a few items (1000 empty devices must stay small). */
-const INITIAL_CAPACITY = 16;
+/**
+ * Rows of a new table: an empty store holds a commit or two, and 1000 empty devices must stay
+ * small; 8 rows keep even the Float64Arrays at 64 bytes, which V8 stores on its heap (no
+ * separate backing store per array).
+ */
+const INITIAL_CAPACITY = 8;
 
 export class ItemTable {
   kind = new Uint8Array(0);

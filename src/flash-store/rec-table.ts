@@ -23,41 +23,48 @@ import { NIL } from "./item-table.ts";
 
 const TYPES = 256;
 const INITIAL_ROWS = 8;
+/**
+ * A new table holds nothing (an empty device has no record): its arrays are these shared,
+ * zero-length ones until the first insert, so 1000 empty stores cost no table memory.
+ */
+const NONE_U8 = new Uint8Array(0);
+const NONE_U32 = new Uint32Array(0);
+const NONE_I32 = new Int32Array(0);
+const NONE_F64 = new Float64Array(0);
 /** At least 32: the home slot takes its low 4 bits from the id and at least one from the hash. */
 const INITIAL_SLOTS = 32;
 const RUN_BITS = 4;
 
 export class RecTable {
-  type = new Uint8Array(0);
-  id = new Uint32Array(0);
+  type = NONE_U8;
+  id = NONE_U32;
   /** ITEM_PUT or ITEM_TOMBSTONE; 0 while a row is being built at mount (marks seen, no record yet). */
-  kind = new Uint8Array(0);
-  version = new Float64Array(0);
+  kind = NONE_U8;
+  version = NONE_F64;
   /** Value bytes of a PUT. */
-  length = new Uint32Array(0);
-  copy0 = new Int32Array(0);
-  copy1 = new Int32Array(0);
-  mark0 = new Int32Array(0);
-  mark1 = new Int32Array(0);
-  private prev = new Int32Array(0);
-  private next = new Int32Array(0);
-  private readonly typeHead = new Int32Array(TYPES).fill(NIL);
-  private readonly typeTail = new Int32Array(TYPES).fill(NIL);
-  private readonly typeCount = new Uint32Array(TYPES);
+  length = NONE_U32;
+  copy0 = NONE_I32;
+  copy1 = NONE_I32;
+  mark0 = NONE_I32;
+  mark1 = NONE_I32;
+  private prev = NONE_I32;
+  private next = NONE_I32;
+  /** Per type: first and last row, rows (allocated with the first row). */
+  private typeHead = NONE_I32;
+  private typeTail = NONE_I32;
+  private typeCount = NONE_U32;
 
-  private slots = new Int32Array(INITIAL_SLOTS).fill(NIL);
-  private slotIds = new Uint32Array(INITIAL_SLOTS);
-  private shift = 32 - (Math.log2(INITIAL_SLOTS) - RUN_BITS);
+  /** Length 0 until the first insert; then a power of two >= INITIAL_SLOTS. */
+  private slots = NONE_I32;
+  private slotIds = NONE_U32;
+  private shift = 0;
   private top = 0;
   private readonly freeRows: number[] = [];
   size = 0;
 
-  constructor() {
-    this.resizeRows(INITIAL_ROWS);
-  }
-
   /** The row of (type, id), or NIL. */
   find(type: number, id: number): number {
+    if (this.size === 0) return NIL;
     const mask = this.slots.length - 1;
     for (let s = this.home(type, id); ; s = (s + 1) & mask) {
       const r = this.slots[s] as number;
@@ -68,6 +75,7 @@ export class RecTable {
 
   /** The row of (type, id), created empty (kind 0, no items) when absent. */
   findOrInsert(type: number, id: number): number {
+    if (this.slots.length === 0) this.reserve(1);
     const mask = this.slots.length - 1;
     let s = this.home(type, id);
     for (; ; s = (s + 1) & mask) {
@@ -85,8 +93,8 @@ export class RecTable {
   /** Makes room for `n` more records without growing row arrays or rehashing (mount sizes the table once). */
   reserve(n: number): void {
     const rows = this.size + n;
-    if (rows > this.type.length) this.resizeRows(Math.max(rows, this.type.length * 2));
-    let slots = this.slots.length;
+    if (rows > this.type.length) this.resizeRows(Math.max(rows, this.type.length * 2, INITIAL_ROWS));
+    let slots = Math.max(this.slots.length, INITIAL_SLOTS);
     while (rows * 2 > slots) slots *= 2;
     if (slots !== this.slots.length) this.rehash(slots);
   }
@@ -119,12 +127,12 @@ export class RecTable {
 
   /** Records of `type` (count). */
   countOf(type: number): number {
-    return this.typeCount[type] as number;
+    return this.typeCount.length ? (this.typeCount[type] as number) : 0;
   }
 
   /** First row of `type` in insertion order, or NIL; then nextOf(row). */
   firstOf(type: number): number {
-    return this.typeHead[type] as number;
+    return this.typeHead.length ? (this.typeHead[type] as number) : NIL;
   }
 
   nextOf(r: number): number {
@@ -145,7 +153,7 @@ export class RecTable {
   private newRow(type: number, id: number): number {
     let r = this.freeRows.pop();
     if (r === undefined) {
-      if (this.top === this.type.length) this.resizeRows(this.type.length * 2);
+      if (this.top === this.type.length) this.resizeRows(Math.max(INITIAL_ROWS, this.type.length * 2));
       r = this.top++;
     }
     this.type[r] = type;
@@ -211,5 +219,10 @@ export class RecTable {
     this.mark1 = g(this.mark1, new Int32Array(rows));
     this.prev = g(this.prev, new Int32Array(rows));
     this.next = g(this.next, new Int32Array(rows));
+    if (this.typeHead.length === 0) {
+      this.typeHead = new Int32Array(TYPES).fill(NIL);
+      this.typeTail = new Int32Array(TYPES).fill(NIL);
+      this.typeCount = new Uint32Array(TYPES);
+    }
   }
 }

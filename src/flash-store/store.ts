@@ -150,11 +150,13 @@ class BlockTable {
   readonly eraseCount: Int32Array;
   readonly clean: Uint8Array;
   readonly nextPage: Uint16Array;
-  readonly liveCost: Float64Array;
+  /** Integer costs (itemCost sums), < 2^31 for any supported geometry. */
+  readonly liveCost: Int32Array;
   readonly corrections: Uint32Array;
   readonly head: Int32Array;
   readonly tail: Int32Array;
-  readonly count: Uint32Array;
+  /** Items listed: < 2^16 (at most (pagesPerBlock - 1) x slotsPerPage <= 255 x 255 within GEOMETRY_LIMITS). */
+  readonly count: Uint16Array;
   /**
    * Blocks in state Free and in state Bad. Invariant: always equal to a count over `state`
    * (every state change goes through setState), so commits do not scan the table for them.
@@ -169,11 +171,11 @@ class BlockTable {
     this.eraseCount = new Int32Array(length);
     this.clean = new Uint8Array(length);
     this.nextPage = new Uint16Array(length);
-    this.liveCost = new Float64Array(length);
+    this.liveCost = new Int32Array(length);
     this.corrections = new Uint32Array(length);
     this.head = new Int32Array(length).fill(NIL);
     this.tail = new Int32Array(length).fill(NIL);
-    this.count = new Uint32Array(length);
+    this.count = new Uint16Array(length);
   }
 
   setState(b: number, v: BlockState): void {
@@ -193,6 +195,7 @@ class BlockTable {
     if (tail === NIL) this.head[b] = h;
     else items.next[tail] = h;
     this.tail[b] = h;
+    assert((this.count[b] as number) < 0xffff, `block ${b} lists more items than a block can hold`);
     (this.count[b] as number)++;
   }
 }
@@ -884,7 +887,7 @@ export class FlashStore implements RecordStore {
     const t = this.table;
     const top = it.top;
     const where = new Int32Array(top).fill(-2); // -2: nowhere yet, -1: pending, b: listed in block b
-    const blockCost = new Float64Array(this.g.blocks);
+    const blockCost = new Int32Array(this.g.blocks);
     let listed = 0;
     for (let b = 0; b < this.g.blocks; b++) {
       let n = 0;
