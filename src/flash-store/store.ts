@@ -502,8 +502,15 @@ export class FlashStore implements RecordStore {
       // The row's arrays are read afresh: findOrInsert does not grow them here (load reserved
       // a row per item), but resetRec/setFrag go through the table.
       const rk = recs.kind[r] as number;
-      if (rk === 0 || (recs.version[r] as number) < v) this.resetRec(r, k, v);
-      else if (recs.version[r] !== v || rk !== k) continue;
+      if (rk === 0) {
+        // A new row (or one with marks only): no items and length 0 yet, nothing to clear.
+        recs.kind[r] = k;
+        recs.version[r] = v;
+      } else if ((recs.version[r] as number) < v) {
+        this.resetRec(r, k, v);
+      } else if (recs.version[r] !== v || rk !== k) {
+        continue;
+      }
       const index = k === ITEM_PUT ? (fragIndex[h] as number) : 0;
       if (index === 0) {
         const copies = c === 0 ? recs.copy0 : recs.copy1;
@@ -1920,7 +1927,8 @@ export class FlashStore implements RecordStore {
    */
   private loadSummaryPage(page: Uint8Array, b: number): void {
     const it = this.items;
-    const { kind, flags, type, id, fragIndex, fragCount, length, version, frame, extra, next, live, block } = it;
+    const { kind, flags, type, id, fragIndex, fragCount, length, version, frame, extra, next, live, block, offset } = it;
+    const pageOf = it.page;
     const base = it.top;
     assert(base + readU16(page, PH_COUNT) <= it.capacity, "summary entries past the reserved item rows");
     const count = readU16(page, PH_COUNT);
@@ -1940,8 +1948,8 @@ export class FlashStore implements RecordStore {
       id[h] = readU32(page, at + IT_ID);
       version[h] = readU48(page, at + IT_VERSION);
       frame[h] = readU48(page, at + IT_FRAME);
-      it.page[h] = readU16(page, at + SE_PAGE);
-      it.offset[h] = readU16(page, at + SE_OFFSET);
+      pageOf[h] = readU16(page, at + SE_PAGE);
+      offset[h] = readU16(page, at + SE_OFFSET);
       extra[h] = readU48(page, at + SE_EXTRA);
       block[h] = b;
       live[h] = 0;
