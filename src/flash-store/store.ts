@@ -551,24 +551,12 @@ export class FlashStore implements RecordStore {
     const { kind: rkind, version: rversion, length: rlength, copy0, copy1, mark0, mark1 } = recs;
     const { frame, live, block, length, version } = it;
     const liveCosts = this.table.liveCost;
-    const simple = this.moreFrags.size === 0; // no record spans several fragments (the common case)
+    const multi = this.moreFrags.size > 0; // some value spans several fragments (rare)
     const orphans: number[] = [];
+    const four: Item[] = [NIL, NIL, NIL, NIL];
     let runFrame = -1;
     let runCount = 0;
     let total = 0;
-    const count = (h: Item): void => {
-      const f = frame[h] as number;
-      if (f !== runFrame) {
-        if (runCount) this.frameLive.set(runFrame, (this.frameLive.get(runFrame) ?? 0) + runCount);
-        runFrame = f;
-        runCount = 0;
-      }
-      runCount++;
-      live[h] = 1;
-      const cost = this.refCost(h);
-      (liveCosts[block[h] as number] as number) += cost;
-      total += cost;
-    };
     for (let t = 0; t <= RECORD_TYPE_MAX; t++) {
       for (let r = recs.firstOf(t); r !== NIL; r = recs.nextOf(r)) {
         const k = rkind[r] as number;
@@ -585,19 +573,35 @@ export class FlashStore implements RecordStore {
             mark1[r] = NIL;
           }
         }
-        if (!simple) {
+        let refs = four;
+        if (multi && (this.moreFrags.has(r * 2) || this.moreFrags.has(r * 2 + 1))) {
           if (k === ITEM_PUT) rlength[r] = this.recordLength(r);
-          this.forEachLiveItem(r, count);
-          continue;
+          refs = this.liveItemsOf(r);
+        } else {
+          // One fragment per copy: the length is that of the first copy present (recordLength).
+          const c0 = copy0[r] as number;
+          const c1 = copy1[r] as number;
+          if (k === ITEM_PUT) rlength[r] = c0 !== NIL ? (length[c0] as number) : c1 !== NIL ? (length[c1] as number) : 0;
+          four[0] = c0;
+          four[1] = c1;
+          four[2] = mark0[r] as number;
+          four[3] = mark1[r] as number;
         }
-        // One fragment per copy: the length is that of the first copy present (recordLength).
-        const c0 = copy0[r] as number;
-        const c1 = copy1[r] as number;
-        if (k === ITEM_PUT) rlength[r] = c0 !== NIL ? (length[c0] as number) : c1 !== NIL ? (length[c1] as number) : 0;
-        if (c0 !== NIL) count(c0);
-        if (c1 !== NIL) count(c1);
-        if (mark0[r] !== NIL) count(mark0[r] as number);
-        if (mark1[r] !== NIL) count(mark1[r] as number);
+        for (let j = 0; j < refs.length; j++) {
+          const h = refs[j] as Item;
+          if (h === NIL) continue;
+          const f = frame[h] as number;
+          if (f !== runFrame) {
+            if (runCount) this.frameLive.set(runFrame, (this.frameLive.get(runFrame) ?? 0) + runCount);
+            runFrame = f;
+            runCount = 0;
+          }
+          runCount++;
+          live[h] = 1;
+          const cost = this.refCost(h);
+          (liveCosts[block[h] as number] as number) += cost;
+          total += cost;
+        }
       }
     }
     if (runCount) this.frameLive.set(runFrame, (this.frameLive.get(runFrame) ?? 0) + runCount);
