@@ -140,7 +140,7 @@ const EMPTY_PAYLOAD = new Uint8Array(0);
 
 /**
  * Per-block state as parallel typed arrays (struct of arrays): 1024 small objects per
- * device cost ~130 KiB, the arrays ~20 KiB. `BlockView` gives the object-shaped access.
+ * device cost ~130 KiB, the arrays ~30 KiB. `BlockView` gives the object-shaped access.
  * Each block also heads a list of its items (live or not) in write order, linked through
  * ItemTable.next: head/tail/count here.
  */
@@ -254,8 +254,9 @@ interface NewItem {
   frame: number;
 }
 
-const keyOf = (type: number, id: number): number => type * 0x1_0000_0000 + id;
+/** Record key: type * 2^32 + id (ids are 32-bit). */
 const TYPE_SPAN = 0x1_0000_0000;
+const keyOf = (type: number, id: number): number => type * TYPE_SPAN + id;
 const copiesFor = (type: number): number => (type < CRITICAL_TYPE_LIMIT ? 2 : 1);
 const copyOfFlags = (flags: number): number => (flags & FLAG_COPY2 ? 1 : 0);
 
