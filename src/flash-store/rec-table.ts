@@ -125,6 +125,24 @@ export class RecTable {
     this.freeRows.push(r);
   }
 
+  /**
+   * Moves a row to the end of its type's list, as if inserted now. Mount creates a row when
+   * it first meets a key's mark, but the order of records is that of their first PUT or
+   * tombstone (the order iteration, e.g. the repair of critical records, has always had).
+   */
+  moveToTail(r: number): void {
+    const type = this.type[r] as number;
+    if (this.typeTail[type] === r) return;
+    this.unlink(r);
+    const tail = this.typeTail[type] as number;
+    this.prev[r] = tail;
+    this.next[r] = NIL;
+    if (tail === NIL) this.typeHead[type] = r;
+    else this.next[tail] = r;
+    this.typeTail[type] = r;
+    (this.typeCount[type] as number)++;
+  }
+
   /** Records of `type` (count). */
   countOf(type: number): number {
     return this.typeCount.length ? (this.typeCount[type] as number) : 0;

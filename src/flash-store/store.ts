@@ -507,6 +507,7 @@ export class FlashStore implements RecordStore {
         // A new row (or one with marks only): no items and length 0 yet, nothing to clear.
         recs.kind[r] = k;
         recs.version[r] = v;
+        recs.moveToTail(r); // a row made by a mark takes its place at its first record item
       } else if ((recs.version[r] as number) < v) {
         this.resetRec(r, k, v);
       } else if (recs.version[r] !== v || rk !== k) {

@@ -61,6 +61,27 @@ describe("RecTable", () => {
     expect(listed).toBe(ref.size);
   });
 
+  it("moveToTail puts a row last in its type's list (mount: a key's place is that of its first record item)", () => {
+    const t = new RecTable();
+    const [a, b, c] = [1, 2, 3].map((id) => t.findOrInsert(7, id)) as [number, number, number];
+    const other = t.findOrInsert(8, 1);
+    const order = (type: number) => {
+      const out: number[] = [];
+      for (let r = t.firstOf(type); r !== NIL; r = t.nextOf(r)) out.push(r);
+      return out;
+    };
+    t.moveToTail(a);
+    expect(order(7)).toEqual([b, c, a]);
+    t.moveToTail(a); // already last: unchanged
+    t.moveToTail(c);
+    expect(order(7)).toEqual([b, a, c]);
+    expect(t.countOf(7)).toBe(3);
+    expect(order(8)).toEqual([other]);
+    t.remove(a);
+    expect(order(7)).toEqual([b, c]);
+    expect(t.find(7, 2)).toBe(b);
+  });
+
   it("reserve sizes once: inserting what was reserved neither grows rows nor rehashes", () => {
     const t = new RecTable();
     t.reserve(1000);
