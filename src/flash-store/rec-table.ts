@@ -13,10 +13,10 @@
  *
  * Hash: linear probing over a power-of-two slot array kept at most half full; deletion shifts
  * the following run back (no tombstone slots, so probes stay short after many deletes). A
- * slot holds the row and the id (the type is checked on the row only when the id matches).
- * The home slot keeps runs of 16 consecutive ids of a type together (16 adjacent slots: one
- * or two cache lines) and scatters the runs: mount inserts ~200,000 mostly consecutive ids,
- * and a fully scattered hash cost a cache miss per insert.
+ * slot holds the row (4 bytes: the key is compared on the row). The home slot keeps runs of
+ * 16 consecutive ids of a type together (16 adjacent slots: one or two cache lines, and rows
+ * inserted together, so adjacent too) and scatters the runs: mount inserts ~200,000 mostly
+ * consecutive ids, and a fully scattered hash cost a cache miss per insert.
  * Limits: ids are 32-bit, types 8-bit (RECORD_ID_MAX, RECORD_TYPE_MAX in api.ts).
  */
 import { NIL } from "./item-table.ts";
@@ -56,7 +56,6 @@ export class RecTable {
 
   /** Length 0 until the first insert; then a power of two >= INITIAL_SLOTS. */
   private slots = NONE_I32;
-  private slotIds = NONE_U32;
   private shift = 0;
   private top = 0;
   private readonly freeRows: number[] = [];
@@ -69,7 +68,7 @@ export class RecTable {
     for (let s = this.home(type, id); ; s = (s + 1) & mask) {
       const r = this.slots[s] as number;
       if (r === NIL) return NIL;
-      if (this.slotIds[s] === id && this.type[r] === type) return r;
+      if (this.id[r] === id && this.type[r] === type) return r;
     }
   }
 
@@ -81,11 +80,10 @@ export class RecTable {
     for (; ; s = (s + 1) & mask) {
       const r = this.slots[s] as number;
       if (r === NIL) break;
-      if (this.slotIds[s] === id && this.type[r] === type) return r;
+      if (this.id[r] === id && this.type[r] === type) return r;
     }
     const r = this.newRow(type, id);
     this.slots[s] = r;
-    this.slotIds[s] = id;
     if (++this.size * 2 > this.slots.length) this.rehash(this.slots.length * 2);
     return r;
   }
@@ -115,7 +113,6 @@ export class RecTable {
       const between = s <= j ? s < k && k <= j : s < k || k <= j; // k cyclically in (s, j]: q stays
       if (between) continue;
       this.slots[s] = q;
-      this.slotIds[s] = this.slotIds[j] as number;
       s = j;
     }
     this.slots[s] = NIL;
@@ -208,7 +205,6 @@ export class RecTable {
   private rehash(slotCount: number): void {
     const old = this.slots;
     this.slots = new Int32Array(slotCount).fill(NIL);
-    this.slotIds = new Uint32Array(slotCount);
     this.shift = 32 - (Math.log2(slotCount) - RUN_BITS);
     const mask = slotCount - 1;
     for (let i = 0; i < old.length; i++) {
@@ -217,7 +213,6 @@ export class RecTable {
       let s = this.home(this.type[r] as number, this.id[r] as number);
       while (this.slots[s] !== NIL) s = (s + 1) & mask;
       this.slots[s] = r;
-      this.slotIds[s] = this.id[r] as number;
     }
   }
 
