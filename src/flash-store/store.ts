@@ -449,7 +449,7 @@ export class FlashStore implements RecordStore {
     assert(it.size === it.top, "mount expects an item table without free rows");
     const n = it.top;
     // No item is allocated below, so the arrays stay the table's own.
-    const { kind, flags, type, id, fragIndex, version, frame, extra } = it;
+    const { kind, flags, type, id, fragIndex, version, frame } = it;
     let maxVersion = 0;
     let maxFrame = 0;
     const committed = new Set<number>();
@@ -488,7 +488,8 @@ export class FlashStore implements RecordStore {
       }
       if (!lastCommitted) continue;
       if (k === ITEM_COMMIT) {
-        if ((extra[h] as number) > this.reclaimedTotal) this.reclaimedTotal = extra[h] as number;
+        const reclaimed = it.extraOf(h);
+        if (reclaimed > this.reclaimedTotal) this.reclaimedTotal = reclaimed;
         continue;
       }
       const t = type[h] as number;
@@ -1507,7 +1508,7 @@ export class FlashStore implements RecordStore {
       for (const o of olds) if (it.frame[o] === committedFrame) moved++;
       const stillNeeded = (this.frameLive.get(committedFrame) ?? 0) - moved;
       if (stillNeeded <= 0) continue;
-      const extra = it.extra[h] as number;
+      const extra = it.extraOf(h);
       olds.push(h);
       neos.push(this.addCommit(lane, committedFrame, frame, extra));
     }
@@ -1627,7 +1628,7 @@ export class FlashStore implements RecordStore {
     const payload = new Uint8Array(COMMIT_PAYLOAD_BYTES);
     writeU48(payload, 0, reclaimed);
     const h = this.addItem(lane, { kind: ITEM_COMMIT, flags: 0, type: 0, id: 0, fragIndex: 0, fragCount: 1, version: committedFrame, frame: carrier }, payload);
-    this.items.extra[h] = reclaimed;
+    this.items.setExtra(h, reclaimed);
     return h;
   }
 
@@ -1673,7 +1674,6 @@ export class FlashStore implements RecordStore {
       it.length[h] = payload.length;
       it.version[h] = fields.version;
       it.frame[h] = fields.frame;
-      it.extra[h] = 0;
       it.page[h] = 0;
       it.offset[h] = 0;
       w.pending.push({ ref: h, bytes });
@@ -1933,7 +1933,7 @@ export class FlashStore implements RecordStore {
    */
   private loadSummaryPage(page: Uint8Array, b: number): void {
     const it = this.items;
-    const { kind, flags, type, id, fragIndex, fragCount, length, version, frame, extra, next, live, block, offset } = it;
+    const { kind, flags, type, id, fragIndex, fragCount, length, version, frame, next, live, block, offset } = it;
     const pageOf = it.page;
     const base = it.top;
     assert(base + readU16(page, PH_COUNT) <= it.capacity, "summary entries past the reserved item rows");
@@ -1956,7 +1956,7 @@ export class FlashStore implements RecordStore {
       frame[h] = readU48(page, at + IT_FRAME);
       pageOf[h] = readU16(page, at + SE_PAGE);
       offset[h] = readU16(page, at + SE_OFFSET);
-      extra[h] = readU48(page, at + SE_EXTRA);
+      if (k === ITEM_COMMIT) it.setExtra(h, readU48(page, at + SE_EXTRA)); // other entries: zeros
       block[h] = b;
       live[h] = 0;
       next[h] = h + 1;
@@ -2011,7 +2011,7 @@ export class FlashStore implements RecordStore {
         it.frame[h] = readU48(page, at + IT_FRAME);
         it.page[h] = p;
         it.offset[h] = at;
-        it.extra[h] = k === ITEM_COMMIT ? readU48(page, at + ITEM_HEADER_BYTES) : 0;
+        if (k === ITEM_COMMIT) it.setExtra(h, readU48(page, at + ITEM_HEADER_BYTES));
         it.block[h] = b;
         this.table.pushItem(b, h, it);
         at += ITEM_HEADER_BYTES + len;
@@ -2149,6 +2149,6 @@ function encodeSummaryEntry(it: ItemTable, h: Item, page: Uint8Array, at: number
   writeU48(page, at + IT_FRAME, it.frame[h] as number);
   writeU16(page, at + SE_PAGE, it.page[h] as number);
   writeU16(page, at + SE_OFFSET, it.offset[h] as number);
-  writeU48(page, at + SE_EXTRA, it.extra[h] as number);
+  writeU48(page, at + SE_EXTRA, it.extraOf(h));
   writeU16(page, at + SE_EXTRA + 6, 0);
 }
