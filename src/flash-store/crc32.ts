@@ -1,4 +1,5 @@
-/** CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), table-driven, four bytes per step (slicing-by-4). */
+/** CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320): Node's native zlib.crc32 when present, else table-driven, four bytes per step (slicing-by-4). */
+import * as zlib from "node:zlib";
 
 const POLY = 0xedb88320;
 /** Bytes folded per step of the main loop. */
@@ -23,8 +24,23 @@ const TABLES = (() => {
   return t;
 })();
 
+/**
+ * Node's zlib CRC-32 (native; Node >= 20.15), when present. Same function (IEEE, reflected,
+ * chained through the previous result), ~10x faster on page-sized inputs: mount verifies
+ * the CRC of ~6,000 pages of a full device.
+ */
+const native = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
+/** Below this many bytes the call and the subarray cost more than the JS loop saves. */
+const NATIVE_MIN_BYTES = 64;
+
 /** CRC-32 of bytes[start, end); `seed` chains a previous result. */
 export function crc32(bytes: Uint8Array, start = 0, end = bytes.length, seed = 0): number {
+  if (native && end - start >= NATIVE_MIN_BYTES) return native(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end), seed) >>> 0;
+  return crc32Table(bytes, start, end, seed);
+}
+
+/** The table-driven CRC-32 (also the reference the native one is tested against). */
+export function crc32Table(bytes: Uint8Array, start = 0, end = bytes.length, seed = 0): number {
   const t = TABLES;
   let c = ~seed;
   let i = start;

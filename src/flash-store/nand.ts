@@ -278,6 +278,25 @@ export class NandChip {
 
   // ---- operations -----------------------------------------------------------------------
 
+  /**
+   * The same read operation as readPage (observer, trace, counters, power cut, read faults),
+   * without the copy when it can: with no read fault configured, the media's own bytes, which
+   * may be SHORTER than a page (media trim trailing erased bytes: every byte past the end
+   * reads 0xFF). The caller must not modify the result. With read faults, a faulted full copy.
+   * Mount reads thousands of pages once each: a copy per page was most of its flash I/O cost.
+   */
+  readPageView(block: number, page: number): Uint8Array {
+    this.checkPage(block, page);
+    this.begin({ kind: "read", block, page });
+    const content = this.media.readPage(block, page);
+    this.counters.reads++;
+    if (content && this.scheduledFlips.size === 0 && this.stuck.size === 0 && this.flipProbability === 0) return content;
+    const target = new Uint8Array(this.pageTotal).fill(ERASED);
+    if (content) target.set(content);
+    this.applyReadFaults(block, page, target);
+    return target;
+  }
+
   /** Reads a whole page (data + spare) into `out` (allocated when absent) and returns it. */
   readPage(block: number, page: number, out?: Uint8Array): Uint8Array {
     this.checkPage(block, page);

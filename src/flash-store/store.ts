@@ -18,12 +18,17 @@
  * erases the victim. Free blocks are taken least-worn first (dynamic wear levelling); when
  * the erase-count spread passes a bound, the coldest block is collected (static).
  *
+ * In memory, items are integer handles into an ItemTable (typed arrays, no object per item)
+ * linked into per-block lists, and records are rows of a RecTable (an open-addressing hash on
+ * (type, id)): mount decodes summaries straight into these tables, with no allocation per item.
+ *
  * Invariants (asserted):
  *  - a live item is referenced from exactly one place in the index (identity), and counted
- *    once in frameLive and its block's liveCost;
+ *    once in frameLive and its block's liveCost (its ItemTable live flag says so);
  *  - the two copies of a critical item are in blocks of different lanes;
  *  - versions and frame numbers only grow; after mount they restart above anything on flash;
- *  - liveCost <= capacityCost after every commit (else rollover or STORAGE_FULL, nothing written).
+ *  - liveCost <= capacityCost after every commit (else rollover or STORAGE_FULL, nothing written);
+ *  - an item handle is freed only when its block is erased and nothing refers to it.
  */
 import { hmacSm3, sm4Ctr, SM4_KEY_BYTES } from "../crypto/index.ts";
 import { checkTransaction, CRITICAL_TYPE_LIMIT, RECORD_TYPE_MAX, StoreError, type RecordStore, type StoreStats, type TxOp } from "./api.ts";
@@ -38,7 +43,9 @@ import {
   PH_USED, readU16, readU32, readU48, sealPageHeader, SE_EXTRA, SE_OFFSET, SE_PAGE, slotsFor, SLOT_BYTES, STORE_MAGIC,
   SUMMARY_ENTRY_BYTES, writeEcc, writeU16, writeU32, writeU48,
 } from "./layout.ts";
+import { ItemTable, NIL } from "./item-table.ts";
 import { KeyMap } from "./keymap.ts";
+import { RecTable } from "./rec-table.ts";
 import { NandChip, PowerLossError } from "./nand.ts";
 
 /** Lane 0: every item and all commits. Lane 1: second copies of critical items. */
@@ -112,22 +119,8 @@ export interface FlashStats {
   payloadBytesWritten: number;
 }
 
-interface ItemRef {
-  kind: number;
-  flags: number;
-  type: number;
-  id: number;
-  fragIndex: number;
-  fragCount: number;
-  length: number;
-  version: number;
-  frame: number;
-  block: number;
-  page: number;
-  offset: number;
-  /** Commit items: reclaimed-record total. */
-  extra: number;
-}
+/** An item: a handle into the store's ItemTable (see item-table.ts). */
+type Item = number;
 
 const enum BlockState { Free, Active, Sealed, Unsealed, Bad }
 
@@ -138,19 +131,18 @@ interface BlockInfo {
   /** Known to be fully erased (so it may be used without another erase). */
   clean: boolean;
   nextPage: number;
-  /** Every item in the block (live or not), in write order; read-only view (use pushItem). */
-  items: readonly ItemRef[];
   liveCost: number;
   corrections: number;
 }
 
-const NO_ITEMS: readonly ItemRef[] = Object.freeze([]);
 /** The payload of tombstones and marks (never written to). */
 const EMPTY_PAYLOAD = new Uint8Array(0);
 
 /**
  * Per-block state as parallel typed arrays (struct of arrays): 1024 small objects per
- * device cost ~130 KiB, the arrays ~20 KiB. `BlockView` gives the object-shaped access.
+ * device cost ~130 KiB, the arrays ~30 KiB. `BlockView` gives the object-shaped access.
+ * Each block also heads a list of its items (live or not) in write order, linked through
+ * ItemTable.next: head/tail/count here.
  */
 class BlockTable {
   readonly state: Uint8Array;
@@ -158,9 +150,13 @@ class BlockTable {
   readonly eraseCount: Int32Array;
   readonly clean: Uint8Array;
   readonly nextPage: Uint16Array;
-  readonly liveCost: Float64Array;
+  /** Integer costs (itemCost sums), < 2^31 for any supported geometry. */
+  readonly liveCost: Int32Array;
   readonly corrections: Uint32Array;
-  readonly items: (ItemRef[] | undefined)[];
+  readonly head: Int32Array;
+  readonly tail: Int32Array;
+  /** Items listed: < 2^16 (at most (pagesPerBlock - 1) x slotsPerPage <= 255 x 255 within GEOMETRY_LIMITS). */
+  readonly count: Uint16Array;
   /**
    * Blocks in state Free and in state Bad. Invariant: always equal to a count over `state`
    * (every state change goes through setState), so commits do not scan the table for them.
@@ -175,9 +171,11 @@ class BlockTable {
     this.eraseCount = new Int32Array(length);
     this.clean = new Uint8Array(length);
     this.nextPage = new Uint16Array(length);
-    this.liveCost = new Float64Array(length);
+    this.liveCost = new Int32Array(length);
     this.corrections = new Uint32Array(length);
-    this.items = new Array<ItemRef[] | undefined>(length);
+    this.head = new Int32Array(length).fill(NIL);
+    this.tail = new Int32Array(length).fill(NIL);
+    this.count = new Uint16Array(length);
   }
 
   setState(b: number, v: BlockState): void {
@@ -188,6 +186,17 @@ class BlockTable {
     if (v === BlockState.Free) this.freeCount++;
     else if (v === BlockState.Bad) this.badCount++;
     this.state[b] = v;
+  }
+
+  /** Appends item `h` (already placed in block b) to the block's list. */
+  pushItem(b: number, h: Item, items: ItemTable): void {
+    items.next[h] = NIL;
+    const tail = this.tail[b] as number;
+    if (tail === NIL) this.head[b] = h;
+    else items.next[tail] = h;
+    this.tail[b] = h;
+    assert((this.count[b] as number) < 0xffff, `block ${b} lists more items than a block can hold`);
+    (this.count[b] as number)++;
   }
 }
 
@@ -203,34 +212,15 @@ class BlockView implements BlockInfo {
   set clean(v: boolean) { this.t.clean[this.index] = v ? 1 : 0; }
   get nextPage(): number { return this.t.nextPage[this.index] as number; }
   set nextPage(v: number) { this.t.nextPage[this.index] = v; }
-  get items(): readonly ItemRef[] { return this.t.items[this.index] ?? NO_ITEMS; }
-  set items(v: readonly ItemRef[]) { this.t.items[this.index] = v.length ? (v as ItemRef[]) : undefined; }
   get liveCost(): number { return this.t.liveCost[this.index] as number; }
   set liveCost(v: number) { this.t.liveCost[this.index] = v; }
   get corrections(): number { return this.t.corrections[this.index] as number; }
   set corrections(v: number) { this.t.corrections[this.index] = v; }
-  pushItem(ref: ItemRef): void {
-    const list = this.t.items[this.index];
-    if (list) list.push(ref);
-    else this.t.items[this.index] = [ref];
-  }
-}
-
-interface Rec {
-  type: number;
-  id: number;
-  kind: number; // ITEM_PUT or ITEM_TOMBSTONE
-  version: number;
-  length: number;
-  /** copies[c][frag]: the item refs of copy c (c = 1 only for critical types). */
-  copies: ItemRef[][];
-  /** The live mark items (one per copy), or null. */
-  mark: ItemRef[] | null;
 }
 
 interface LaneWriter {
   block: number;
-  pending: { ref: ItemRef; bytes: Uint8Array }[];
+  pending: { ref: Item; bytes: Uint8Array }[];
   pendingSlots: number;
 }
 
@@ -252,21 +242,23 @@ interface PlannedItem {
   value?: Uint8Array;
 }
 
-const keyOf = (type: number, id: number): number => type * 0x1_0000_0000 + id;
-/** The second-copy slot of a non-critical record: always empty, never written. */
-const NO_COPY: ItemRef[] = Object.freeze([]) as unknown as ItemRef[];
+/** The header fields of an item to write (the rest is set when it is placed). */
+interface NewItem {
+  kind: number;
+  flags: number;
+  type: number;
+  id: number;
+  fragIndex: number;
+  fragCount: number;
+  version: number;
+  frame: number;
+}
 
-function newRec(type: number, id: number, kind: number, version: number): Rec {
-  return { type, id, kind, version, length: 0, copies: [[], type < CRITICAL_TYPE_LIMIT ? [] : NO_COPY], mark: null };
-}
-/** newRec(...) with `ref` (fragment 0 of a copy the type has) already in its copy slot. */
-function newRecFrom(ref: ItemRef, kind: number): Rec {
-  const first = [ref];
-  const copies = copyIndex(ref) === 0 ? [first, ref.type < CRITICAL_TYPE_LIMIT ? [] : NO_COPY] : [[], first];
-  return { type: ref.type, id: ref.id, kind, version: ref.version, length: 0, copies, mark: null };
-}
+/** Record key: type * 2^32 + id (ids are 32-bit). */
+const TYPE_SPAN = 0x1_0000_0000;
+const keyOf = (type: number, id: number): number => type * TYPE_SPAN + id;
 const copiesFor = (type: number): number => (type < CRITICAL_TYPE_LIMIT ? 2 : 1);
-const copyIndex = (ref: ItemRef): number => (ref.flags & FLAG_COPY2 ? 1 : 0);
+const copyOfFlags = (flags: number): number => (flags & FLAG_COPY2 ? 1 : 0);
 
 function assert(condition: boolean, message: string): asserts condition {
   if (!condition) throw new Error(`flash store invariant violated: ${message}`);
@@ -292,10 +284,13 @@ export class FlashStore implements RecordStore {
   private readonly summaryPerPage: number;
   private readonly maxFragment: number;
   private readonly table: BlockTable;
-  private readonly recs = new KeyMap<Rec>();
+  private readonly items = new ItemTable();
+  private readonly recs = new RecTable();
+  /** Fragments 1.. of multi-fragment copies, by rec row * 2 + copy (index = fragment; fragment 0 is the row's copy0/copy1). */
+  private readonly moreFrags = new Map<number, Item[]>();
   private readonly frameLive = new Map<number, number>();
   /** The commit item honoured for each frame that still has live items. */
-  private readonly commits = new Map<number, ItemRef>();
+  private readonly commits = new Map<number, Item>();
   /** PUT and MARK items on flash per key (live or dead): a tombstone stays while any exist elsewhere. */
   private readonly keyEntries = new KeyMap<number>();
   private readonly lanes: LaneWriter[] = [];
@@ -381,8 +376,12 @@ export class FlashStore implements RecordStore {
     });
   }
 
+
   private load(): void {
-    const all: ItemRef[] = [];
+    // Pass 1 reads every block (same reads, same order as ever) and keeps the verified pages;
+    // pass 2 decodes them into tables sized once from the entry counts (no growth while loading).
+    const loaded: { b: number; pages: (Uint8Array | null)[]; sealed: boolean }[] = [];
+    let entries = 0;
     let headers = 0;
     for (let b = 0; b < this.g.blocks; b++) {
       const info = this.block(b);
@@ -400,24 +399,30 @@ export class FlashStore implements RecordStore {
       info.eraseCount = header.eraseCount;
       info.lane = header.lane;
       this.nextBlockSeq = Math.max(this.nextBlockSeq, header.seq + 1);
-      const sealed = this.readSummary(b);
-      if (sealed) {
+      const summary = this.readSummaryPages(b);
+      if (summary) {
         info.state = BlockState.Sealed;
-        info.items = sealed;
+        loaded.push({ b, pages: summary, sealed: true });
       } else {
         info.state = BlockState.Unsealed;
-        info.items = this.scanBlock(b);
+        loaded.push({ b, pages: this.readDataPages(b), sealed: false });
         this.gcQueue.add(b);
       }
+      for (const page of loaded[loaded.length - 1]?.pages ?? []) if (page) entries += readU16(page, PH_COUNT);
       info.nextPage = this.g.pagesPerBlock;
-      for (const ref of info.items) all.push(ref);
     }
     if (headers === 0) throw new StoreError("BAD_IMAGE", "no flash store on this chip (not formatted, or every block header is unreadable)");
     let maxKnown = 0;
     const counts = this.table.eraseCount;
     for (let b = 0; b < counts.length; b++) maxKnown = Math.max(maxKnown, counts[b] as number);
     for (let b = 0; b < counts.length; b++) if ((counts[b] as number) < 0) counts[b] = maxKnown; // unknown: assume the worst seen
-    this.rebuildIndex(all);
+    this.items.reserve(entries);
+    this.recs.reserve(entries); // at most one record per item
+    for (const { b, pages, sealed } of loaded) {
+      if (sealed) for (const page of pages) this.loadSummaryPage(page as Uint8Array, b);
+      else this.loadDataPages(b, pages);
+    }
+    this.rebuildIndex();
   }
 
   private adoptFormat(header: BlockHeader): void {
@@ -433,131 +438,214 @@ export class FlashStore implements RecordStore {
     }
   }
 
-  /** Builds the index from every item found on flash (any order). Hot on mount: no per-item allocation. */
-  private rebuildIndex(all: ItemRef[]): void {
+
+  /**
+   * Builds the index from every item found on flash. Hot on mount: passes over the item
+   * table's typed arrays, no allocation per item. Mount loaded blocks into a fresh table, so
+   * the handles 0..top-1 are exactly the items on flash.
+   */
+  private rebuildIndex(): void {
+    const it = this.items;
+    assert(it.size === it.top, "mount expects an item table without free rows");
+    const n = it.top;
+    // No item is allocated below, so the arrays stay the table's own.
+    const { kind, flags, type, id, fragIndex, version, frame } = it;
     let maxVersion = 0;
     let maxFrame = 0;
     const committed = new Set<number>();
-    const relocatedCommits: ItemRef[] = [];
-    for (const ref of all) {
-      if (ref.frame > maxFrame) maxFrame = ref.frame;
-      if (ref.kind === ITEM_COMMIT) {
-        if (ref.version === ref.frame) committed.add(ref.frame);
-        else relocatedCommits.push(ref);
-      } else if (ref.version > maxVersion) {
-        maxVersion = ref.version;
+    const commitItems: Item[] = [];
+    const relocatedCommits: Item[] = [];
+    for (let h = 0; h < n; h++) {
+      const f = frame[h] as number;
+      if (f > maxFrame) maxFrame = f;
+      const v = version[h] as number;
+      if (kind[h] === ITEM_COMMIT) {
+        commitItems.push(h);
+        if (v === f) committed.add(f);
+        else relocatedCommits.push(h);
+      } else if (v > maxVersion) {
+        maxVersion = v;
       }
     }
     for (let changed = true; changed; ) {
       changed = false;
-      for (const ref of relocatedCommits) {
-        if (committed.has(ref.frame) && !committed.has(ref.version)) {
-          committed.add(ref.version);
+      for (const h of relocatedCommits) {
+        if (committed.has(frame[h] as number) && !committed.has(version[h] as number)) {
+          committed.add(version[h] as number);
           changed = true;
         }
       }
     }
-    const marks = new KeyMap<ItemRef[]>();
+    const recs = this.recs;
     let lastFrame = -1;
     let lastCommitted = false;
-    for (const ref of all) {
-      const kind = ref.kind;
-      if (ref.frame !== lastFrame) {
-        lastFrame = ref.frame;
-        lastCommitted = committed.has(lastFrame);
-      }
-      if (kind === ITEM_COMMIT) {
-        if (lastCommitted && ref.extra > this.reclaimedTotal) this.reclaimedTotal = ref.extra;
-        continue;
+    for (let h = 0; h < n; h++) {
+      const k = kind[h] as number;
+      const f = frame[h] as number;
+      if (f !== lastFrame) {
+        lastFrame = f;
+        lastCommitted = committed.has(f);
       }
       if (!lastCommitted) continue;
-      if (kind === ITEM_MARK) {
-        const m = marks.getTI(ref.type, ref.id);
-        if (!m || (m[0] as ItemRef).version < ref.version) marks.setTI(ref.type, ref.id, [ref]);
-        else if ((m[0] as ItemRef).version === ref.version && !m.some((x) => copyIndex(x) === copyIndex(ref))) m.push(ref);
+      if (k === ITEM_COMMIT) {
+        const reclaimed = it.extraOf(h);
+        if (reclaimed > this.reclaimedTotal) this.reclaimedTotal = reclaimed;
         continue;
       }
-      const index = kind === ITEM_PUT ? ref.fragIndex : 0;
-      let rec = this.recs.getTI(ref.type, ref.id);
-      if (!rec || rec.version < ref.version) {
-        if (index === 0 && (copyIndex(ref) === 0 || ref.type < CRITICAL_TYPE_LIMIT)) {
-          // The common first item of a record: an exact one-element array, not an empty one
-          // grown on first store (V8 grows [] to 16 slots; mount makes one per record).
-          this.recs.setTI(ref.type, ref.id, newRecFrom(ref, kind));
-          continue;
-        }
-        rec = newRec(ref.type, ref.id, kind, ref.version);
-        this.recs.setTI(ref.type, ref.id, rec);
+      const t = type[h] as number;
+      const c = copyOfFlags(flags[h] as number);
+      if (c === 1 && t >= CRITICAL_TYPE_LIMIT) continue; // never written: a non-critical record has one copy
+      const v = version[h] as number;
+      const r = recs.findOrInsert(t, id[h] as number);
+      if (k === ITEM_MARK) {
+        this.mountMark(r, c, h);
+        continue;
       }
-      if (rec.version !== ref.version || rec.kind !== kind) continue;
-      const slot = rec.copies[copyIndex(ref)] as ItemRef[];
-      if (!slot[index]) slot[index] = ref;
-    }
-    // Live accounting in bulk: refs of one frame mostly come together, so count runs locally.
-    let runFrame = -1;
-    let runCount = 0;
-    const liveCosts = this.table.liveCost;
-    let total = 0;
-    const live = (r: ItemRef) => {
-      if (r.frame !== runFrame) {
-        if (runCount) this.frameLive.set(runFrame, (this.frameLive.get(runFrame) ?? 0) + runCount);
-        runFrame = r.frame;
-        runCount = 0;
+      // The row's arrays are read afresh: findOrInsert does not grow them here (load reserved
+      // a row per item), but resetRec/setFrag go through the table.
+      const rk = recs.kind[r] as number;
+      if (rk === 0) {
+        // A new row (or one with marks only): no items and length 0 yet, nothing to clear.
+        recs.kind[r] = k;
+        recs.version[r] = v;
+        recs.moveToTail(r); // a row made by a mark takes its place at its first record item
+      } else if ((recs.version[r] as number) < v) {
+        this.resetRec(r, k, v);
+      } else if (recs.version[r] !== v || rk !== k) {
+        continue;
       }
-      runCount++;
-      const cost = this.refCost(r);
-      (liveCosts[r.block] as number) += cost;
-      total += cost;
-    };
-    for (let type = 0; type <= RECORD_TYPE_MAX; type++) {
-      const inner = this.recs.ofType(type);
-      if (!inner) continue;
-      for (const rec of inner.values()) {
-        if (rec.kind === ITEM_PUT) {
-          rec.length = recordLength(rec);
-          const m = marks.getTI(rec.type, rec.id);
-          if (m && (m[0] as ItemRef).version > rec.version) rec.mark = m;
-        }
-        for (const copy of rec.copies) for (const r of copy) if (r) live(r);
-        if (rec.mark) for (const r of rec.mark) live(r);
+      const index = k === ITEM_PUT ? (fragIndex[h] as number) : 0;
+      if (index === 0) {
+        const copies = c === 0 ? recs.copy0 : recs.copy1;
+        if (copies[r] === NIL) copies[r] = h;
+      } else if (this.fragAt(r, c, index) === NIL) {
+        this.setFrag(r, c, index, h);
       }
     }
-    if (runCount) this.frameLive.set(runFrame, (this.frameLive.get(runFrame) ?? 0) + runCount);
-    this.liveCost += total;
-    // Commits: every frame with live items needs its commit; a relocated commit keeps its carrier alive.
-    const byFrame = new Map<number, ItemRef>();
-    for (const ref of all) {
-      if (ref.kind !== ITEM_COMMIT || !committed.has(ref.frame)) continue;
-      const have = byFrame.get(ref.version);
-      if (!have || (have.version !== have.frame && ref.version === ref.frame)) byFrame.set(ref.version, ref);
-    }
-    const work = [...this.frameLive.keys()];
-    while (work.length) {
-      const frame = work.pop() as number;
-      if (this.commits.has(frame)) continue;
-      const c = byFrame.get(frame);
-      assert(c !== undefined, `frame ${frame} has live items but no commit`);
-      this.commits.set(frame, c);
-      if (c.frame !== frame) {
-        const before = this.frameLive.get(c.frame) ?? 0;
-        this.addLive(c);
-        if (before === 0) work.push(c.frame);
-      }
-    }
+    this.mountAccounting();
+    this.mountCommits(commitItems, committed);
     this.nextVersion = maxVersion + SEQUENCE_GAP_AFTER_MOUNT;
     this.nextFrame = maxFrame + SEQUENCE_GAP_AFTER_MOUNT;
   }
 
+  /** Mount: keeps the newest mark of a key, one per copy (the record it applies to is settled later). */
+  private mountMark(r: number, c: number, h: Item): void {
+    const recs = this.recs;
+    const have = this.markVersion(r);
+    const v = this.items.version[h] as number;
+    if (have < v) {
+      recs.mark0[r] = NIL;
+      recs.mark1[r] = NIL;
+    } else if (have !== v) {
+      return;
+    }
+    if (c === 0 && recs.mark0[r] === NIL) recs.mark0[r] = h;
+    else if (c === 1 && recs.mark1[r] === NIL) recs.mark1[r] = h;
+  }
+
+  /**
+   * Mount: settles each row (a mark counts only when newer than its PUT; rows with marks but
+   * no record go), then counts every live item in bulk. Items of one frame mostly come
+   * together, so frameLive is updated per run of a frame, not per item.
+   */
+  private mountAccounting(): void {
+    const recs = this.recs;
+    const it = this.items;
+    const { kind: rkind, version: rversion, length: rlength, copy0, copy1, mark0, mark1 } = recs;
+    const { frame, live, block, length, version } = it;
+    const liveCosts = this.table.liveCost;
+    const multi = this.moreFrags.size > 0; // some value spans several fragments (rare)
+    const orphans: number[] = [];
+    const four: Item[] = [NIL, NIL, NIL, NIL];
+    let runFrame = -1;
+    let runCount = 0;
+    let total = 0;
+    for (let t = 0; t <= RECORD_TYPE_MAX; t++) {
+      for (let r = recs.firstOf(t); r !== NIL; r = recs.nextOf(r)) {
+        const k = rkind[r] as number;
+        if (k === 0) {
+          orphans.push(r);
+          continue;
+        }
+        const m0 = mark0[r] as number;
+        const m1 = mark1[r] as number;
+        if (m0 !== NIL || m1 !== NIL) {
+          const markVersion = version[m0 !== NIL ? m0 : m1] as number;
+          if (k !== ITEM_PUT || markVersion <= (rversion[r] as number)) {
+            mark0[r] = NIL;
+            mark1[r] = NIL;
+          }
+        }
+        let refs = four;
+        if (multi && (this.moreFrags.has(r * 2) || this.moreFrags.has(r * 2 + 1))) {
+          if (k === ITEM_PUT) rlength[r] = this.recordLength(r);
+          refs = this.liveItemsOf(r);
+        } else {
+          // One fragment per copy: the length is that of the first copy present (recordLength).
+          const c0 = copy0[r] as number;
+          const c1 = copy1[r] as number;
+          if (k === ITEM_PUT) rlength[r] = c0 !== NIL ? (length[c0] as number) : c1 !== NIL ? (length[c1] as number) : 0;
+          four[0] = c0;
+          four[1] = c1;
+          four[2] = mark0[r] as number;
+          four[3] = mark1[r] as number;
+        }
+        for (let j = 0; j < refs.length; j++) {
+          const h = refs[j] as Item;
+          if (h === NIL) continue;
+          const f = frame[h] as number;
+          if (f !== runFrame) {
+            if (runCount) this.frameLive.set(runFrame, (this.frameLive.get(runFrame) ?? 0) + runCount);
+            runFrame = f;
+            runCount = 0;
+          }
+          runCount++;
+          live[h] = 1;
+          const cost = this.refCost(h);
+          (liveCosts[block[h] as number] as number) += cost;
+          total += cost;
+        }
+      }
+    }
+    if (runCount) this.frameLive.set(runFrame, (this.frameLive.get(runFrame) ?? 0) + runCount);
+    this.liveCost += total;
+    for (const r of orphans) recs.remove(r);
+  }
+
+  /** Mount: every frame with live items needs its commit; a relocated commit keeps its carrier alive. */
+  private mountCommits(commitItems: readonly Item[], committed: ReadonlySet<number>): void {
+    const { version, frame } = this.items;
+    const byFrame = new Map<number, Item>();
+    for (const h of commitItems) {
+      if (!committed.has(frame[h] as number)) continue;
+      const v = version[h] as number;
+      const have = byFrame.get(v);
+      if (have === undefined || (version[have] !== frame[have] && v === frame[h])) byFrame.set(v, h);
+    }
+    const work = [...this.frameLive.keys()];
+    while (work.length) {
+      const f = work.pop() as number;
+      if (this.commits.has(f)) continue;
+      const c = byFrame.get(f);
+      assert(c !== undefined, `frame ${f} has live items but no commit`);
+      this.commits.set(f, c);
+      if (frame[c] !== f) {
+        const carrier = frame[c] as number;
+        const before = this.frameLive.get(carrier) ?? 0;
+        this.addLive(c);
+        if (before === 0) work.push(carrier);
+      }
+    }
+  }
+
   /** Critical records whose copies are not both readable are rewritten (the other copy repairs them). */
   private repairCritical(): void {
-    // Only critical types have two copies: visit just those (same order as iterating
-    // this.recs, which goes type by type), not every record of the device.
+    // Only critical types have two copies: visit just those (type by type, as everywhere).
+    const recs = this.recs;
     for (let type = 0; type < CRITICAL_TYPE_LIMIT; type++) {
-      const inner = this.recs.ofType(type);
-      if (!inner) continue;
-      for (const rec of inner.values()) {
-        if (rec.kind !== ITEM_PUT) continue;
-        if (!this.copyReadable(rec, 0) || !this.copyReadable(rec, 1)) this.repairQueue.add(keyOf(rec.type, rec.id));
+      for (let r = recs.firstOf(type); r !== NIL; r = recs.nextOf(r)) {
+        if (recs.kind[r] !== ITEM_PUT) continue;
+        if (!this.copyReadable(r, 0) || !this.copyReadable(r, 1)) this.repairQueue.add(keyOf(type, recs.id[r] as number));
       }
     }
     if (this.repairQueue.size) this.runRepairs();
@@ -566,19 +654,21 @@ export class FlashStore implements RecordStore {
   private runRepairs(): void {
     for (const key of [...this.repairQueue]) {
       this.repairQueue.delete(key);
-      const rec = this.recs.get(key);
-      if (!rec || rec.kind !== ITEM_PUT) continue;
+      const type = Math.floor(key / TYPE_SPAN);
+      const id = key % TYPE_SPAN;
+      const r = this.recs.find(type, id);
+      if (r === NIL || this.recs.kind[r] !== ITEM_PUT) continue;
       let value: Uint8Array | undefined;
       try {
-        value = this.get(rec.type, rec.id);
+        value = this.get(type, id);
       } catch (error) {
         if (error instanceof StoreError && error.code === "CORRUPT") continue; // nothing good left to copy
         throw error;
       }
       if (!value) continue;
-      const wasMarked = rec.mark !== null;
-      const ops: TxOp[] = [{ kind: "put", type: rec.type, id: rec.id, value }];
-      if (wasMarked) ops.push({ kind: "reclaimable", type: rec.type, id: rec.id });
+      const wasMarked = this.hasMark(r);
+      const ops: TxOp[] = [{ kind: "put", type, id, value }];
+      if (wasMarked) ops.push({ kind: "reclaimable", type, id });
       try {
         this.commitInner(ops);
       } catch (error) {
@@ -593,15 +683,109 @@ export class FlashStore implements RecordStore {
     }
   }
 
+  // ---- record rows ---------------------------------------------------------------------------
+
+  /** Item of fragment f of copy c of row r, or NIL. */
+  private fragAt(r: number, c: number, f: number): Item {
+    if (f === 0) return (c === 0 ? this.recs.copy0[r] : this.recs.copy1[r]) as number;
+    return this.moreFrags.get(r * 2 + c)?.[f] ?? NIL;
+  }
+
+  private setFrag(r: number, c: number, f: number, h: Item): void {
+    if (f === 0) {
+      if (c === 0) this.recs.copy0[r] = h;
+      else this.recs.copy1[r] = h;
+      return;
+    }
+    let more = this.moreFrags.get(r * 2 + c);
+    if (!more) this.moreFrags.set(r * 2 + c, (more = [NIL]));
+    while (more.length <= f) more.push(NIL);
+    more[f] = h;
+  }
+
+  /** Fragment slots of a copy (highest fragment present + 1; 0 when the copy is empty). */
+  private fragSlots(r: number, c: number): number {
+    const more = this.moreFrags.size ? this.moreFrags.get(r * 2 + c) : undefined;
+    if (more) return more.length;
+    return this.fragAt(r, c, 0) !== NIL ? 1 : 0;
+  }
+
+  private clearCopy(r: number, c: number): void {
+    if (c === 0) this.recs.copy0[r] = NIL;
+    else this.recs.copy1[r] = NIL;
+    if (this.moreFrags.size) this.moreFrags.delete(r * 2 + c);
+  }
+
+  /** Makes row r a record of `kind` at `version` with no items yet (marks untouched). */
+  private resetRec(r: number, kind: number, version: number): void {
+    this.recs.kind[r] = kind;
+    this.recs.version[r] = version;
+    this.recs.length[r] = 0;
+    this.clearCopy(r, 0);
+    this.clearCopy(r, 1);
+  }
+
+  private deleteRec(r: number): void {
+    this.clearCopy(r, 0);
+    this.clearCopy(r, 1);
+    this.recs.remove(r);
+  }
+
+  private hasMark(r: number): boolean {
+    return this.recs.mark0[r] !== NIL || this.recs.mark1[r] !== NIL;
+  }
+
+  /** Version of the row's marks (both copies have the same), or -1. */
+  private markVersion(r: number): number {
+    const m = this.recs.mark0[r] !== NIL ? (this.recs.mark0[r] as number) : (this.recs.mark1[r] as number);
+    return m === NIL ? -1 : (this.items.version[m] as number);
+  }
+
+  /** Value length: the fragments present of the first copy that has any. */
+  private recordLength(r: number): number {
+    for (let c = 0; c < 2; c++) {
+      const slots = this.fragSlots(r, c);
+      if (!slots) continue;
+      let sum = 0;
+      for (let f = 0; f < slots; f++) {
+        const h = this.fragAt(r, c, f);
+        if (h !== NIL) sum += this.items.length[h] as number;
+      }
+      return sum;
+    }
+    return 0;
+  }
+
+  /** Calls `visit` for each item the row refers to: fragments of copy 0, of copy 1, then the marks. */
+  private forEachLiveItem(r: number, visit: (h: Item) => void): void {
+    for (let c = 0; c < 2; c++) {
+      const slots = this.fragSlots(r, c);
+      for (let f = 0; f < slots; f++) {
+        const h = this.fragAt(r, c, f);
+        if (h !== NIL) visit(h);
+      }
+    }
+    const m0 = this.recs.mark0[r] as number;
+    const m1 = this.recs.mark1[r] as number;
+    if (m0 !== NIL) visit(m0);
+    if (m1 !== NIL) visit(m1);
+  }
+
+  private liveItemsOf(r: number): Item[] {
+    const out: Item[] = [];
+    this.forEachLiveItem(r, (h) => out.push(h));
+    return out;
+  }
+
   // ---- RecordStore --------------------------------------------------------------------------
 
   get(type: number, id: number): Uint8Array | undefined {
     return this.guard(() => {
-      const rec = this.recs.get(keyOf(type, id));
-      if (!rec || rec.kind !== ITEM_PUT) return undefined;
+      const r = this.recs.find(type, id);
+      if (r === NIL || this.recs.kind[r] !== ITEM_PUT) return undefined;
       if (!this.key) throw new StoreError("READ_ONLY", "this store was opened for inspection without a key: payloads are not readable");
-      for (let c = 0; c < copiesFor(rec.type); c++) {
-        const value = this.readCopy(rec, c);
+      for (let c = 0; c < copiesFor(type); c++) {
+        const value = this.readCopy(r, c);
         if (value) {
           if (c > 0) this.repairQueue.add(keyOf(type, id)); // the first copy is bad: rewrite both
           return value;
@@ -613,14 +797,16 @@ export class FlashStore implements RecordStore {
 
   ids(type: number): number[] {
     const out: number[] = [];
-    const inner = this.recs.ofType(type);
-    if (inner) for (const rec of inner.values()) if (rec.kind === ITEM_PUT) out.push(rec.id);
+    const recs = this.recs;
+    if (Number.isInteger(type) && type >= 0 && type <= RECORD_TYPE_MAX) {
+      for (let r = recs.firstOf(type); r !== NIL; r = recs.nextOf(r)) if (recs.kind[r] === ITEM_PUT) out.push(recs.id[r] as number);
+    }
     return out.sort((a, b) => a - b);
   }
 
   isReclaimable(type: number, id: number): boolean {
-    const rec = this.recs.get(keyOf(type, id));
-    return !!rec && rec.kind === ITEM_PUT && rec.mark !== null;
+    const r = this.recs.find(type, id);
+    return r !== NIL && this.recs.kind[r] === ITEM_PUT && this.hasMark(r);
   }
 
   commit(ops: readonly TxOp[]): void {
@@ -639,14 +825,18 @@ export class FlashStore implements RecordStore {
     let reclaimableRecords = 0;
     let usedBytes = 0;
     let reclaimableBytes = 0;
-    for (const rec of this.recs.values()) {
-      if (rec.kind !== ITEM_PUT) continue;
-      records++;
-      recordsByType[rec.type] = (recordsByType[rec.type] ?? 0) + 1;
-      usedBytes += rec.length;
-      if (rec.mark) {
-        reclaimableRecords++;
-        reclaimableBytes += rec.length;
+    const recs = this.recs;
+    for (let type = 0; type <= RECORD_TYPE_MAX; type++) {
+      for (let r = recs.firstOf(type); r !== NIL; r = recs.nextOf(r)) {
+        if (recs.kind[r] !== ITEM_PUT) continue;
+        const length = recs.length[r] as number;
+        records++;
+        recordsByType[type] = (recordsByType[type] ?? 0) + 1;
+        usedBytes += length;
+        if (this.hasMark(r)) {
+          reclaimableRecords++;
+          reclaimableBytes += length;
+        }
       }
     }
     return {
@@ -679,13 +869,150 @@ export class FlashStore implements RecordStore {
     };
   }
 
+
   /** Where the copies of a record live (diagnostics and tests): one entry per fragment per copy. */
   locations(type: number, id: number): { copy: number; fragment: number; block: number; page: number; lane: number }[] {
-    const rec = this.recs.get(keyOf(type, id));
-    if (!rec || rec.kind !== ITEM_PUT) return [];
+    const r = this.recs.find(type, id);
+    if (r === NIL || this.recs.kind[r] !== ITEM_PUT) return [];
     const out: { copy: number; fragment: number; block: number; page: number; lane: number }[] = [];
-    rec.copies.forEach((frags, copy) => frags.forEach((r) => out.push({ copy, fragment: r.fragIndex, block: r.block, page: r.page, lane: this.block(r.block).lane })));
+    const it = this.items;
+    for (let copy = 0; copy < 2; copy++) {
+      const slots = this.fragSlots(r, copy);
+      for (let f = 0; f < slots; f++) {
+        const h = this.fragAt(r, copy, f);
+        if (h === NIL) continue;
+        const block = it.block[h] as number;
+        out.push({ copy, fragment: it.fragIndex[h] as number, block, page: it.page[h] as number, lane: block < 0 ? -1 : (this.table.lane[block] as number) });
+      }
+    }
     return out;
+  }
+
+  /**
+   * Recounts the in-memory index from first principles and throws (invariant violated) when
+   * anything differs: block lists (membership, counts, placement, lanes), records (hash,
+   * identity: each live item named once), live flags, frameLive, commits, liveCost per block
+   * and in total, keyEntries when built. For tests and diagnostics: O(items), allocates.
+   * Returns the table sizes it saw.
+   */
+  checkIndex(): { items: number; itemRows: number; freeItemRows: number; detachedItems: number; records: number } {
+    const it = this.items;
+    const recs = this.recs;
+    const t = this.table;
+    const top = it.top;
+    const where = new Int32Array(top).fill(-2); // -2: nowhere yet, -1: pending, b: listed in block b
+    const blockCost = new Int32Array(this.g.blocks);
+    let listed = 0;
+    for (let b = 0; b < this.g.blocks; b++) {
+      let n = 0;
+      let last = NIL;
+      for (let h = t.head[b] as number; h !== NIL; h = it.next[h] as number) {
+        assert(h >= 0 && h < top && it.kind[h] !== 0, `block ${b} lists a free or invalid item row ${h}`);
+        assert(where[h] === -2, `item ${h} listed twice`);
+        where[h] = b;
+        assert(it.block[h] === b, `item ${h} listed in block ${b} but placed in ${it.block[h]}`);
+        if (it.live[h]) blockCost[b] = (blockCost[b] as number) + this.refCost(h);
+        n++;
+        last = h;
+      }
+      assert(n === t.count[b] && last === t.tail[b], `block ${b}: list of ${n} items, count says ${t.count[b]}`);
+      assert(n === 0 || (t.state[b] !== BlockState.Free && t.state[b] !== BlockState.Bad), `free or bad block ${b} lists items`);
+      assert(blockCost[b] === t.liveCost[b], `block ${b}: live cost ${t.liveCost[b]}, recount ${blockCost[b]}`);
+      listed += n;
+    }
+    let pending = 0;
+    for (const w of this.lanes) {
+      for (const p of w.pending) {
+        assert(where[p.ref] === -2, `pending item ${p.ref} is also listed`);
+        where[p.ref] = -1;
+        pending++;
+      }
+    }
+    const named = new Uint8Array(top);
+    const name = (h: Item, what: string): void => {
+      assert(h >= 0 && h < top && it.kind[h] !== 0, `${what} names a free or invalid item row ${h}`);
+      assert(named[h] === 0, `${what}: item ${h} is referenced twice`);
+      assert(it.live[h] === 1, `${what}: referenced item ${h} is not counted live`);
+      named[h] = 1;
+    };
+    let rows = 0;
+    for (let type = 0; type <= RECORD_TYPE_MAX; type++) {
+      for (let r = recs.firstOf(type); r !== NIL; r = recs.nextOf(r)) {
+        rows++;
+        const id = recs.id[r] as number;
+        const kind = recs.kind[r] as number;
+        const what = `record ${type}/${id}`;
+        assert(recs.type[r] === type && recs.find(type, id) === r, `${what}: not found by its key`);
+        assert(kind === ITEM_PUT || kind === ITEM_TOMBSTONE, `${what}: kind ${kind}`);
+        for (let c = 0; c < 2; c++) {
+          const slots = this.fragSlots(r, c);
+          assert(c === 0 || slots === 0 || type < CRITICAL_TYPE_LIMIT, `${what}: a second copy of a non-critical type`);
+          for (let f = 0; f < slots; f++) {
+            const h = this.fragAt(r, c, f);
+            if (h === NIL) continue;
+            name(h, what);
+            assert(it.type[h] === type && it.id[h] === id && it.kind[h] === kind && it.version[h] === recs.version[r], `${what}: item ${h} is of another key or version`);
+            assert(copyOfFlags(it.flags[h] as number) === c && (kind !== ITEM_PUT || it.fragIndex[h] === f), `${what}: item ${h} in the wrong copy or fragment slot`);
+            const b = it.block[h] as number;
+            assert(b < 0 || t.lane[b] === c, `${what}: copy ${c} is in a block of lane ${t.lane[b]}`);
+          }
+        }
+        if (kind === ITEM_PUT) assert(recs.length[r] === this.recordLength(r), `${what}: length ${recs.length[r]}, recount ${this.recordLength(r)}`);
+        const marks = [recs.mark0[r] as number, recs.mark1[r] as number];
+        marks.forEach((h, c) => {
+          if (h === NIL) return;
+          assert(kind === ITEM_PUT, `${what}: a tombstone with a mark`);
+          name(h, `${what} mark`);
+          assert(it.kind[h] === ITEM_MARK && it.type[h] === type && it.id[h] === id && copyOfFlags(it.flags[h] as number) === c, `${what}: mark ${h} is not this key's mark of copy ${c}`);
+          assert((it.version[h] as number) > (recs.version[r] as number) && it.version[h] === this.markVersion(r), `${what}: mark ${h} not newer than the record, or copies disagree`);
+        });
+      }
+    }
+    assert(rows === recs.size, `record rows: ${rows} in the type lists, ${recs.size} in the hash`);
+    for (const [frame, c] of this.commits) {
+      assert(this.frameLive.has(frame), `commit kept for frame ${frame} without live items`);
+      assert(it.kind[c] === ITEM_COMMIT && it.version[c] === frame, `commit of frame ${frame} is item ${c}, not a commit of that frame`);
+      if (it.frame[c] !== frame) name(c, `relocated commit of frame ${frame}`);
+      else assert(it.live[c] === 0, `commit of frame ${frame} counted live in its own frame`);
+    }
+    const frames = new Map<number, number>();
+    let liveTotal = 0;
+    let detached = 0;
+    for (let h = 0; h < top; h++) {
+      if (it.kind[h] === 0) {
+        assert(it.live[h] === 0 && where[h] === -2, `free item row ${h} is live or listed`);
+        continue;
+      }
+      if (it.live[h]) {
+        assert(named[h] === 1, `item ${h} is counted live but nothing refers to it`);
+        liveTotal += this.refCost(h);
+        frames.set(it.frame[h] as number, (frames.get(it.frame[h] as number) ?? 0) + 1);
+      }
+      if (where[h] === -2) {
+        // Detached: its block was erased while something still referred to it.
+        detached++;
+        assert(it.block[h] === -1, `item ${h} is in no list but placed in block ${it.block[h]}`);
+        assert(it.live[h] === 1 || (it.kind[h] === ITEM_COMMIT && this.commits.get(it.version[h] as number) === h), `item row ${h} leaked: in no list, pending in no lane, referred to by nothing`);
+      }
+    }
+    assert(frames.size === this.frameLive.size, `frameLive has ${this.frameLive.size} frames, recount ${frames.size}`);
+    for (const [frame, n] of frames) {
+      assert(this.frameLive.get(frame) === n, `frame ${frame}: frameLive ${this.frameLive.get(frame)}, recount ${n}`);
+      assert(this.commits.has(frame), `frame ${frame} has live items but no commit`);
+    }
+    assert(liveTotal === this.liveCost, `liveCost ${this.liveCost}, recount ${liveTotal}`);
+    assert(listed + pending + detached === it.size, `item rows in use ${it.size}, found ${listed} listed + ${pending} pending + ${detached} detached`);
+    if (this.keyEntriesReady) {
+      const recount = new Map<number, number>();
+      for (let h = 0; h < top; h++) {
+        if ((where[h] as number) < 0 || (it.kind[h] !== ITEM_PUT && it.kind[h] !== ITEM_MARK)) continue;
+        const key = keyOf(it.type[h] as number, it.id[h] as number);
+        recount.set(key, (recount.get(key) ?? 0) + 1);
+      }
+      assert(recount.size === this.keyEntries.size, `keyEntries has ${this.keyEntries.size} keys, recount ${recount.size}`);
+      for (const [key, n] of recount) assert(this.keyEntries.get(key) === n, `keyEntries of ${key}: ${this.keyEntries.get(key)}, recount ${n}`);
+    }
+    return { items: listed + pending, itemRows: top, freeItemRows: it.freeRows(), detachedItems: detached, records: rows };
   }
 
   /** Runs pending maintenance now: relocation of blocks left open by a cut, scrubs, repairs. */
@@ -710,14 +1037,17 @@ export class FlashStore implements RecordStore {
       this.writeFrame(items, rolled);
     } catch (error) {
       // Nothing of the frame is committed; forget what was staged so RAM matches flash.
+      // Staged items are in no block list and nothing refers to them: their rows go back.
       this.reclaimedTotal = reclaimedBefore;
       for (const w of this.lanes) {
+        for (const p of w.pending) this.items.free(p.ref);
         w.pending = [];
         w.pendingSlots = 0;
       }
       throw error;
     }
   }
+
 
   /** Static wear levelling: when the erase-count spread passes the bound, collect the coldest sealed block. */
   private levelWear(): void {
@@ -784,8 +1114,10 @@ export class FlashStore implements RecordStore {
   private readonly overlay = new KeyMap<KeyState>();
 
   private baselineOf(key: number): KeyState {
-    const rec = this.recs.get(key);
-    return { exists: rec?.kind === ITEM_PUT, length: rec?.length ?? 0, marked: rec?.mark != null, tomb: rec?.kind === ITEM_TOMBSTONE, order: rec?.mark ? (rec.mark[0] as ItemRef).version : 0 };
+    const r = this.recs.find(Math.floor(key / TYPE_SPAN), key % TYPE_SPAN);
+    if (r === NIL) return { exists: false, length: 0, marked: false, tomb: false, order: 0 };
+    const marked = this.hasMark(r);
+    return { exists: this.recs.kind[r] === ITEM_PUT, length: this.recs.length[r] as number, marked, tomb: this.recs.kind[r] === ITEM_TOMBSTONE, order: marked ? this.markVersion(r) : 0 };
   }
 
   private stateCost(type: number, s: KeyState): number {
@@ -794,18 +1126,23 @@ export class FlashStore implements RecordStore {
     return s.tomb ? copies * this.itemCost(0) : 0;
   }
 
+
   /** Adds rollover tombstones (oldest mark first) until the live cost fits; returns how many. */
   private rollover(items: PlannedItem[], delta: number): number {
     const capacity = this.capacityCost();
     if (this.liveCost + delta <= capacity) return 0;
     const candidates: { key: number; type: number; id: number; order: number }[] = [];
-    for (const [key, rec] of this.recs) {
-      const s = this.overlay.get(key) ?? (rec.mark ? this.baselineOf(key) : undefined);
-      if (s && s.exists && s.marked) candidates.push({ key, type: rec.type, id: rec.id, order: s.order });
+    const recs = this.recs;
+    for (let type = 0; type <= RECORD_TYPE_MAX; type++) {
+      for (let r = recs.firstOf(type); r !== NIL; r = recs.nextOf(r)) {
+        const key = keyOf(type, recs.id[r] as number);
+        const s = this.overlay.get(key) ?? (this.hasMark(r) ? this.baselineOf(key) : undefined);
+        if (s && s.exists && s.marked) candidates.push({ key, type, id: recs.id[r] as number, order: s.order });
+      }
     }
     for (const [key, s] of this.overlay) {
-      if (this.recs.has(key) || !s.exists || !s.marked) continue;
-      candidates.push({ key, type: Math.floor(key / 0x1_0000_0000), id: key % 0x1_0000_0000, order: s.order });
+      if (!s.exists || !s.marked || recs.find(Math.floor(key / TYPE_SPAN), key % TYPE_SPAN) !== NIL) continue;
+      candidates.push({ key, type: Math.floor(key / TYPE_SPAN), id: key % TYPE_SPAN, order: s.order });
     }
     candidates.sort((a, b) => a.order - b.order);
     let version = items.length ? (items[items.length - 1] as PlannedItem).version + 1 : this.nextVersion;
@@ -828,7 +1165,7 @@ export class FlashStore implements RecordStore {
   /** Writes a frame: lane-1 copies, then lane-0 items and the commit; then updates the index. */
   private writeFrame(items: PlannedItem[], rolled: number): void {
     const frame = this.nextFrame++;
-    const written: ItemRef[] = [];
+    const written: Item[] = [];
     // Both copies of a critical fragment have the same counter block (version, fragment), so
     // the same ciphertext: encrypt each fragment once, for whichever lane writes it first.
     const ciphers = new Map<PlannedItem, Uint8Array[]>();
@@ -875,64 +1212,102 @@ export class FlashStore implements RecordStore {
   }
 
   /** Applies durable items to the index, in version order (lane-1 copies were written first). */
-  private applyWritten(written: ItemRef[]): void {
-    const groups = new Map<number, ItemRef[]>();
-    for (const ref of written) {
-      const g = groups.get(ref.version);
-      if (g) g.push(ref);
-      else groups.set(ref.version, [ref]);
+  private applyWritten(written: Item[]): void {
+    const version = this.items.version;
+    const groups = new Map<number, Item[]>();
+    for (const h of written) {
+      const v = version[h] as number;
+      const g = groups.get(v);
+      if (g) g.push(h);
+      else groups.set(v, [h]);
     }
-    for (const version of [...groups.keys()].sort((a, b) => a - b)) this.applyGroup(groups.get(version) as ItemRef[]);
+    for (const v of [...groups.keys()].sort((a, b) => a - b)) this.applyGroup(groups.get(v) as Item[]);
   }
 
-  private applyGroup(refs: ItemRef[]): void {
-    const first = refs[0] as ItemRef;
-    const key = keyOf(first.type, first.id);
-    for (const r of refs) if (r.kind === ITEM_PUT || r.kind === ITEM_MARK) this.bumpKeyEntries(key, 1);
-    const old = this.recs.get(key);
-    if (first.kind === ITEM_MARK) {
-      assert(old !== undefined && old.kind === ITEM_PUT && old.mark === null, "mark on a missing or marked record");
-      old.mark = refs;
-      for (const r of refs) this.addLive(r);
+  private applyGroup(group: Item[]): void {
+    const it = this.items;
+    const first = group[0] as Item;
+    const type = it.type[first] as number;
+    const id = it.id[first] as number;
+    const kind = it.kind[first] as number;
+    const key = keyOf(type, id);
+    for (const h of group) if (it.kind[h] === ITEM_PUT || it.kind[h] === ITEM_MARK) this.bumpKeyEntries(key, 1);
+    const old = this.recs.find(type, id);
+    if (kind === ITEM_MARK) {
+      assert(old !== NIL && this.recs.kind[old] === ITEM_PUT && !this.hasMark(old), "mark on a missing or marked record");
+      for (const h of group) {
+        if (copyOfFlags(it.flags[h] as number) === 0) this.recs.mark0[old] = h;
+        else this.recs.mark1[old] = h;
+      }
+      for (const h of group) this.addLive(h);
       return;
     }
-    const rec = newRec(first.type, first.id, first.kind, first.version);
-    for (const r of refs) (rec.copies[copyIndex(r)] as ItemRef[])[r.kind === ITEM_PUT ? r.fragIndex : 0] = r;
-    if (rec.kind === ITEM_PUT) rec.length = recordLength(rec);
-    this.recs.set(key, rec);
-    for (const r of liveRefs(rec)) this.addLive(r);
-    if (old) for (const r of liveRefs(old)) this.dropLive(r);
+    // The new record takes the old one's row (so its place in iteration order) or a new row.
+    const oldLive = old !== NIL ? this.liveItemsOf(old) : [];
+    const r = old !== NIL ? old : this.recs.findOrInsert(type, id);
+    this.resetRec(r, kind, it.version[first] as number);
+    this.recs.mark0[r] = NIL;
+    this.recs.mark1[r] = NIL;
+    for (const h of group) this.setFrag(r, copyOfFlags(it.flags[h] as number), kind === ITEM_PUT ? (it.fragIndex[h] as number) : 0, h);
+    if (kind === ITEM_PUT) this.recs.length[r] = this.recordLength(r);
+    this.forEachLiveItem(r, (h) => this.addLive(h));
+    for (const h of oldLive) this.dropLive(h);
   }
 
   // ---- live accounting -------------------------------------------------------------------------
 
-  private addLive(ref: ItemRef): void {
-    this.frameLive.set(ref.frame, (this.frameLive.get(ref.frame) ?? 0) + 1);
-    const cost = this.refCost(ref);
-    (this.table.liveCost[ref.block] as number) += cost;
+  private addLive(h: Item): void {
+    const it = this.items;
+    assert(it.live[h] === 0, "item counted live twice");
+    it.live[h] = 1;
+    const frame = it.frame[h] as number;
+    this.frameLive.set(frame, (this.frameLive.get(frame) ?? 0) + 1);
+    const cost = this.refCost(h);
+    const b = it.block[h] as number;
+    if (b >= 0) (this.table.liveCost[b] as number) += cost;
     this.liveCost += cost;
   }
 
-  private dropLive(ref: ItemRef): void {
-    const n = (this.frameLive.get(ref.frame) ?? 0) - 1;
-    assert(n >= 0, `frame ${ref.frame} live count below zero`);
-    const cost = this.refCost(ref);
-    (this.table.liveCost[ref.block] as number) -= cost;
+  private dropLive(h: Item): void {
+    const it = this.items;
+    assert(it.live[h] === 1, "dropping an item that is not live");
+    it.live[h] = 0;
+    const frame = it.frame[h] as number;
+    const n = (this.frameLive.get(frame) ?? 0) - 1;
+    assert(n >= 0, `frame ${frame} live count below zero`);
+    const cost = this.refCost(h);
+    const b = it.block[h] as number;
+    if (b >= 0) (this.table.liveCost[b] as number) -= cost; // b < 0: its block was erased with the item lost (liveCost reset then)
     this.liveCost -= cost;
     if (n > 0) {
-      this.frameLive.set(ref.frame, n);
+      this.frameLive.set(frame, n);
+      this.freeIfDetached(h);
       return;
     }
-    this.frameLive.delete(ref.frame);
-    const c = this.commits.get(ref.frame);
-    this.commits.delete(ref.frame);
-    if (c && c.frame !== ref.frame) this.dropLive(c);
+    this.frameLive.delete(frame);
+    const c = this.commits.get(frame);
+    this.commits.delete(frame);
+    if (c !== undefined && it.frame[c] !== frame) this.dropLive(c);
+    else if (c !== undefined) this.freeIfDetached(c);
+    this.freeIfDetached(h);
   }
 
-  private refCost(ref: ItemRef): number {
-    return ref.kind === ITEM_PUT ? this.itemCost(ref.length) : this.itemCost(ref.kind === ITEM_COMMIT ? COMMIT_PAYLOAD_BYTES : 0);
+  /**
+   * A row whose block was erased while it was still referred to (forgetItems) goes back to
+   * the table once nothing refers to it any more. Staged items (also block -1) are never
+   * live nor a kept commit, so they never get here.
+   */
+  private freeIfDetached(h: Item): void {
+    const it = this.items;
+    if (it.block[h] !== -1 || it.live[h] === 1 || it.kind[h] === 0) return;
+    if (it.kind[h] === ITEM_COMMIT && this.commits.get(it.version[h] as number) === h) return;
+    it.free(h);
   }
 
+  private refCost(h: Item): number {
+    const kind = this.items.kind[h] as number;
+    return kind === ITEM_PUT ? this.itemCost(this.items.length[h] as number) : this.itemCost(kind === ITEM_COMMIT ? COMMIT_PAYLOAD_BYTES : 0);
+  }
   private itemCost(payload: number): number {
     return slotsFor(ITEM_HEADER_BYTES + payload) * SLOT_BYTES + SUMMARY_ENTRY_BYTES;
   }
@@ -955,9 +1330,14 @@ export class FlashStore implements RecordStore {
   private ensureKeyEntries(): void {
     if (this.keyEntriesReady) return;
     this.keyEntries.clear();
+    const it = this.items;
     for (let b = 0; b < this.g.blocks; b++) {
-      for (const ref of this.block(b).items) {
-        if (ref.kind === ITEM_PUT || ref.kind === ITEM_MARK) this.keyEntries.setTI(ref.type, ref.id, (this.keyEntries.getTI(ref.type, ref.id) ?? 0) + 1);
+      for (let h = this.table.head[b] as number; h !== NIL; h = it.next[h] as number) {
+        const kind = it.kind[h];
+        if (kind !== ITEM_PUT && kind !== ITEM_MARK) continue;
+        const type = it.type[h] as number;
+        const id = it.id[h] as number;
+        this.keyEntries.setTI(type, id, (this.keyEntries.getTI(type, id) ?? 0) + 1);
       }
     }
     this.keyEntriesReady = true;
@@ -1061,6 +1441,7 @@ export class FlashStore implements RecordStore {
     return true;
   }
 
+
   private collect(victim: number): void {
     this.gcQueue.delete(victim);
     // Invariant: some block always carries a valid header, or a cut during the erase below
@@ -1070,7 +1451,7 @@ export class FlashStore implements RecordStore {
     this.counters.gcRuns++;
     if (this.retiring.delete(victim)) {
       const info = this.block(victim);
-      this.forgetItems(info);
+      this.forgetItems(victim);
       this.pageCache.clear();
       this.chip.markBad(victim);
       info.state = BlockState.Bad;
@@ -1081,95 +1462,127 @@ export class FlashStore implements RecordStore {
 
   /** Copies the live items of `victim` into a new frame in its lane; the victim then holds nothing live. */
   private relocate(victim: number): void {
-    const info = this.block(victim);
-    const lane = info.lane;
+    // `it` is the table object: its arrays may be replaced while items are added below.
+    const it = this.items;
+    const lane = this.table.lane[victim] as number;
     const frame = this.nextFrame++;
-    const moves: { old: ItemRef; neo: ItemRef }[] = [];
-    if (info.items.some((r) => r.kind === ITEM_TOMBSTONE)) this.ensureKeyEntries(); // before any relocation is written
+    const olds: Item[] = [];
+    const neos: Item[] = [];
+    const head = this.table.head[victim] as number;
     const putMarkHere = new Map<number, number>();
-    for (const ref of info.items) if (ref.kind === ITEM_PUT || ref.kind === ITEM_MARK) putMarkHere.set(keyOf(ref.type, ref.id), (putMarkHere.get(keyOf(ref.type, ref.id)) ?? 0) + 1);
-    for (const ref of info.items) {
-      if (ref.kind === ITEM_COMMIT || !this.isLive(ref)) continue;
-      const key = keyOf(ref.type, ref.id);
-      if (ref.kind === ITEM_TOMBSTONE && (this.keyEntries.get(key) ?? 0) - (putMarkHere.get(key) ?? 0) <= 0) {
-        this.dropTombstone(ref);
+    let tombstones = false;
+    for (let h = head; h !== NIL; h = it.next[h] as number) {
+      const kind = it.kind[h];
+      if (kind === ITEM_TOMBSTONE) tombstones = true;
+      if (kind !== ITEM_PUT && kind !== ITEM_MARK) continue;
+      const key = keyOf(it.type[h] as number, it.id[h] as number);
+      putMarkHere.set(key, (putMarkHere.get(key) ?? 0) + 1);
+    }
+    if (tombstones) this.ensureKeyEntries(); // before any relocation is written
+    for (let h = head; h !== NIL; h = it.next[h] as number) {
+      const kind = it.kind[h] as number;
+      if (kind === ITEM_COMMIT || it.live[h] === 0) continue;
+      const key = keyOf(it.type[h] as number, it.id[h] as number);
+      if (kind === ITEM_TOMBSTONE && (this.keyEntries.get(key) ?? 0) - (putMarkHere.get(key) ?? 0) <= 0) {
+        this.dropTombstone(h);
         continue;
       }
-      const bytes = this.readItemBytes(ref) ?? this.otherCopyBytes(ref);
+      const bytes = this.readItemBytes(h) ?? this.otherCopyBytes(h);
       if (!bytes) {
         this.counters.lostItems++;
         continue;
       }
-      const neo = this.addItem(lane, { ...ref, frame }, bytes.subarray(ITEM_HEADER_BYTES));
-      moves.push({ old: ref, neo });
+      const fields: NewItem = {
+        kind, flags: it.flags[h] as number, type: it.type[h] as number, id: it.id[h] as number, fragIndex: it.fragIndex[h] as number,
+        fragCount: it.fragCount[h] as number, version: it.version[h] as number, frame,
+      };
+      olds.push(h);
+      neos.push(this.addItem(lane, fields, bytes.subarray(ITEM_HEADER_BYTES)));
     }
     // commits still needed by live items elsewhere
-    for (const ref of info.items) {
-      if (ref.kind !== ITEM_COMMIT || this.commits.get(ref.version) !== ref) continue;
-      const stillNeeded = (this.frameLive.get(ref.version) ?? 0) - moves.filter((m) => m.old.frame === ref.version).length;
+    for (let h = head; h !== NIL; h = it.next[h] as number) {
+      if (it.kind[h] !== ITEM_COMMIT) continue;
+      const committedFrame = it.version[h] as number;
+      if (this.commits.get(committedFrame) !== h) continue;
+      let moved = 0;
+      for (const o of olds) if (it.frame[o] === committedFrame) moved++;
+      const stillNeeded = (this.frameLive.get(committedFrame) ?? 0) - moved;
       if (stillNeeded <= 0) continue;
-      moves.push({ old: ref, neo: this.addCommit(lane, ref.version, frame, ref.extra) });
+      const extra = it.extraOf(h);
+      olds.push(h);
+      neos.push(this.addCommit(lane, committedFrame, frame, extra));
     }
-    if (moves.length === 0) return;
+    if (olds.length === 0) return;
     const commit = this.addCommit(lane, frame, frame);
     this.flush(lane);
-    for (const { old, neo } of moves) {
-      if (neo.kind === ITEM_COMMIT) continue;
-      this.replaceRef(old, neo);
-      if (neo.kind === ITEM_PUT || neo.kind === ITEM_MARK) this.bumpKeyEntries(keyOf(neo.type, neo.id), 1);
+    for (let i = 0; i < olds.length; i++) {
+      const neo = neos[i] as Item;
+      const kind = it.kind[neo];
+      if (kind === ITEM_COMMIT) continue;
+      this.replaceRef(olds[i] as Item, neo);
+      if (kind === ITEM_PUT || kind === ITEM_MARK) this.bumpKeyEntries(keyOf(it.type[neo] as number, it.id[neo] as number), 1);
     }
-    for (const { old, neo } of moves) {
-      if (neo.kind !== ITEM_COMMIT) continue;
-      if (this.commits.get(old.version) !== old) continue;
-      if (!this.frameLive.has(old.version)) continue;
-      this.commits.set(old.version, neo);
+    for (let i = 0; i < olds.length; i++) {
+      const old = olds[i] as Item;
+      const neo = neos[i] as Item;
+      if (it.kind[neo] !== ITEM_COMMIT) continue;
+      const committedFrame = it.version[old] as number;
+      if (this.commits.get(committedFrame) !== old) continue;
+      if (!this.frameLive.has(committedFrame)) continue;
+      this.commits.set(committedFrame, neo);
       this.addLive(neo);
-      if (old.frame !== old.version) this.dropLive(old);
+      if (it.frame[old] !== committedFrame) this.dropLive(old);
     }
     if (this.frameLive.has(frame)) this.commits.set(frame, commit);
-    this.counters.itemsRelocated += moves.length;
+    this.counters.itemsRelocated += olds.length;
   }
 
-  private isLive(ref: ItemRef): boolean {
-    const rec = this.recs.get(keyOf(ref.type, ref.id));
-    if (!rec) return false;
-    if (ref.kind === ITEM_MARK) return rec.mark !== null && rec.mark.includes(ref);
-    const copy = rec.copies[copyIndex(ref)] as ItemRef[];
-    return copy[ref.kind === ITEM_PUT ? ref.fragIndex : 0] === ref;
-  }
-
-  private replaceRef(old: ItemRef, neo: ItemRef): void {
-    const rec = this.recs.get(keyOf(old.type, old.id)) as Rec;
-    if (old.kind === ITEM_MARK) {
-      const m = rec.mark as ItemRef[];
-      m[m.indexOf(old)] = neo;
+  /** Points the index at `neo` (the relocated copy of `old`) and moves the live accounting. */
+  private replaceRef(old: Item, neo: Item): void {
+    const it = this.items;
+    const r = this.recs.find(it.type[old] as number, it.id[old] as number);
+    assert(r !== NIL, "relocated item of a missing record");
+    const c = copyOfFlags(it.flags[old] as number);
+    if (it.kind[old] === ITEM_MARK) {
+      const marks = c === 0 ? this.recs.mark0 : this.recs.mark1;
+      assert(marks[r] === old, "relocated mark is not the record's mark");
+      marks[r] = neo;
     } else {
-      (rec.copies[copyIndex(old)] as ItemRef[])[old.kind === ITEM_PUT ? old.fragIndex : 0] = neo;
+      this.setFrag(r, c, it.kind[old] === ITEM_PUT ? (it.fragIndex[old] as number) : 0, neo);
     }
     this.addLive(neo);
     this.dropLive(old);
   }
 
-  private dropTombstone(ref: ItemRef): void {
-    const key = keyOf(ref.type, ref.id);
-    const rec = this.recs.get(key) as Rec;
-    const copy = rec.copies[copyIndex(ref)] as ItemRef[];
-    copy.length = 0;
-    this.dropLive(ref);
-    if ((rec.copies[0] as ItemRef[]).length === 0 && (rec.copies[1] as ItemRef[]).length === 0) this.recs.delete(key);
+  private dropTombstone(h: Item): void {
+    const it = this.items;
+    const r = this.recs.find(it.type[h] as number, it.id[h] as number);
+    assert(r !== NIL, "dropping the tombstone of a missing record");
+    this.clearCopy(r, copyOfFlags(it.flags[h] as number));
+    this.dropLive(h);
+    if (this.fragSlots(r, 0) === 0 && this.fragSlots(r, 1) === 0) this.deleteRec(r);
   }
 
-  private otherCopyBytes(ref: ItemRef): Uint8Array | null {
-    const rec = this.recs.get(keyOf(ref.type, ref.id));
-    if (!rec || copiesFor(ref.type) < 2) return null;
-    const other = ref.kind === ITEM_MARK ? rec.mark?.find((r) => r !== ref) : (rec.copies[1 - copyIndex(ref)] as ItemRef[])[ref.kind === ITEM_PUT ? ref.fragIndex : 0];
-    return other ? this.readItemBytes(other) : null;
+  private otherCopyBytes(h: Item): Uint8Array | null {
+    const it = this.items;
+    const type = it.type[h] as number;
+    const r = this.recs.find(type, it.id[h] as number);
+    if (r === NIL || copiesFor(type) < 2) return null;
+    let other: Item;
+    if (it.kind[h] === ITEM_MARK) {
+      const m0 = this.recs.mark0[r] as number;
+      const m1 = this.recs.mark1[r] as number;
+      other = m0 !== NIL && m0 !== h ? m0 : m1 !== NIL && m1 !== h ? m1 : NIL;
+    } else {
+      other = this.fragAt(r, 1 - copyOfFlags(it.flags[h] as number), it.kind[h] === ITEM_PUT ? (it.fragIndex[h] as number) : 0);
+    }
+    return other !== NIL ? this.readItemBytes(other) : null;
   }
 
   /** Erases a block whose live items are gone; a failing erase retires it (bad-block marker). */
   private eraseOrRetire(b: number): void {
     const info = this.block(b);
-    this.forgetItems(info);
+    this.forgetItems(b);
     this.pageCache.clear();
     if (this.chip.erase(b)) {
       info.eraseCount++;
@@ -1183,71 +1596,103 @@ export class FlashStore implements RecordStore {
     info.state = BlockState.Bad;
   }
 
-  private forgetItems(info: BlockView): void {
-    for (const ref of info.items) if (ref.kind === ITEM_PUT || ref.kind === ITEM_MARK) this.bumpKeyEntries(keyOf(ref.type, ref.id), -1);
-    info.items = [];
-    info.liveCost = 0;
+  /**
+   * Empties a block's item list (its flash is about to go). Rows nothing refers to go back to
+   * the item table. A row still referred to (a live item whose bytes were lost, or a commit
+   * the index still names) is kept, detached (block -1, unreadable), so its handle is never
+   * reused while it is referred to.
+   */
+  private forgetItems(b: number): void {
+    const it = this.items;
+    for (let h = this.table.head[b] as number; h !== NIL; ) {
+      const next = it.next[h] as number;
+      const kind = it.kind[h];
+      if (kind === ITEM_PUT || kind === ITEM_MARK) this.bumpKeyEntries(keyOf(it.type[h] as number, it.id[h] as number), -1);
+      if (it.live[h] === 1 || (kind === ITEM_COMMIT && this.commits.get(it.version[h] as number) === h)) {
+        it.block[h] = -1;
+        it.next[h] = NIL;
+      } else {
+        it.free(h);
+      }
+      h = next;
+    }
+    this.table.head[b] = NIL;
+    this.table.tail[b] = NIL;
+    this.table.count[b] = 0;
+    this.table.liveCost[b] = 0;
   }
 
   // ---- page writing --------------------------------------------------------------------------------
 
-  private addCommit(lane: number, committedFrame: number, carrier: number, reclaimed = this.reclaimedTotal): ItemRef {
+  private addCommit(lane: number, committedFrame: number, carrier: number, reclaimed = this.reclaimedTotal): Item {
     const payload = new Uint8Array(COMMIT_PAYLOAD_BYTES);
     writeU48(payload, 0, reclaimed);
-    const ref = this.addItem(lane, { kind: ITEM_COMMIT, flags: 0, type: 0, id: 0, fragIndex: 0, fragCount: 1, version: committedFrame, frame: carrier }, payload);
-    ref.extra = reclaimed;
-    return ref;
+    const h = this.addItem(lane, { kind: ITEM_COMMIT, flags: 0, type: 0, id: 0, fragIndex: 0, fragCount: 1, version: committedFrame, frame: carrier }, payload);
+    this.items.setExtra(h, reclaimed);
+    return h;
   }
 
-  private addItem(lane: number, fields: Omit<ItemRef, "block" | "page" | "offset" | "length" | "extra">, payload: Uint8Array): ItemRef {
+  /** Stages an item in the lane's page being filled (flushing or sealing first when it does not fit); returns its handle. */
+  private addItem(lane: number, fields: NewItem, payload: Uint8Array): Item {
     const size = ITEM_HEADER_BYTES + payload.length;
     const slots = slotsFor(size);
     assert(slots <= this.slotsPerPage, "item larger than a page");
-    const ref: ItemRef = {
-      kind: fields.kind, flags: fields.flags, type: fields.type, id: fields.id, fragIndex: fields.fragIndex, fragCount: fields.fragCount,
-      length: payload.length, version: fields.version, frame: fields.frame, block: -1, page: -1, offset: -1, extra: 0,
-    };
     const bytes = new Uint8Array(size);
-    bytes[IT_KIND] = ref.kind;
-    bytes[IT_FLAGS] = ref.flags;
-    bytes[IT_TYPE] = ref.type;
-    bytes[IT_FRAG_INDEX] = ref.fragIndex;
-    bytes[IT_FRAG_COUNT] = ref.fragCount;
-    writeU16(bytes, IT_LENGTH, ref.length);
-    writeU32(bytes, IT_ID, ref.id);
-    writeU48(bytes, IT_VERSION, ref.version);
-    writeU48(bytes, IT_FRAME, ref.frame);
+    bytes[IT_KIND] = fields.kind;
+    bytes[IT_FLAGS] = fields.flags;
+    bytes[IT_TYPE] = fields.type;
+    bytes[IT_FRAG_INDEX] = fields.fragIndex;
+    bytes[IT_FRAG_COUNT] = fields.fragCount;
+    writeU16(bytes, IT_LENGTH, payload.length);
+    writeU32(bytes, IT_ID, fields.id);
+    writeU48(bytes, IT_VERSION, fields.version);
+    writeU48(bytes, IT_FRAME, fields.frame);
     bytes.set(payload, ITEM_HEADER_BYTES);
     writeU32(bytes, IT_CRC, itemCrc(bytes, 0, payload.length));
     for (let guardLoops = 0; ; guardLoops++) {
       assert(guardLoops < this.g.blocks * 4, "addItem cannot place an item");
       const w = this.lanes[lane] as LaneWriter;
       if (w.block < 0) this.openBlock(lane);
-      const info = this.block(w.block);
       if (w.pendingSlots + slots > this.slotsPerPage) {
         this.flush(lane);
         continue;
       }
-      const n = info.items.length + w.pending.length + 1;
-      if (info.nextPage + 1 + this.summaryPages(n) > this.g.pagesPerBlock) {
+      const n = (this.table.count[w.block] as number) + w.pending.length + 1;
+      if ((this.table.nextPage[w.block] as number) + 1 + this.summaryPages(n) > this.g.pagesPerBlock) {
         if (w.pending.length) this.flush(lane);
         else this.seal(lane);
         continue;
       }
-      w.pending.push({ ref, bytes });
+      const it = this.items;
+      const h = it.alloc();
+      it.kind[h] = fields.kind;
+      it.flags[h] = fields.flags;
+      it.type[h] = fields.type;
+      it.id[h] = fields.id;
+      it.fragIndex[h] = fields.fragIndex;
+      it.fragCount[h] = fields.fragCount;
+      it.length[h] = payload.length;
+      it.version[h] = fields.version;
+      it.frame[h] = fields.frame;
+      it.page[h] = 0;
+      it.offset[h] = 0;
+      w.pending.push({ ref: h, bytes });
       w.pendingSlots += slots;
-      return ref;
+      return h;
     }
   }
+
 
   private summaryPages(entries: number): number {
     return Math.max(1, Math.ceil(entries / this.summaryPerPage));
   }
 
+
   /** Programs the lane's pending page; on a program failure the block is retired and the page goes to a new block. */
   private flush(lane: number): void {
     const w = this.lanes[lane] as LaneWriter;
     if (w.pending.length === 0) return;
+    const it = this.items;
     for (let attempts = 0; ; attempts++) {
       assert(attempts < this.g.blocks, "no block accepts the page");
       if (w.block < 0) this.openBlock(lane);
@@ -1256,9 +1701,9 @@ export class FlashStore implements RecordStore {
       const page = new Uint8Array(this.pageTotal).fill(0xff);
       let at = PAGE_HEADER_BYTES;
       for (const p of w.pending) {
-        p.ref.block = b;
-        p.ref.page = info.nextPage;
-        p.ref.offset = at;
+        it.block[p.ref] = b;
+        it.page[p.ref] = info.nextPage;
+        it.offset[p.ref] = at;
         page.set(p.bytes, at);
         at += p.bytes.length;
       }
@@ -1273,7 +1718,7 @@ export class FlashStore implements RecordStore {
       const ok = this.chip.program(b, info.nextPage, page);
       info.nextPage++;
       if (ok) {
-        for (const p of w.pending) info.pushItem(p.ref);
+        for (const p of w.pending) this.table.pushItem(b, p.ref, it);
         w.pending = [];
         w.pendingSlots = 0;
         return;
@@ -1281,6 +1726,7 @@ export class FlashStore implements RecordStore {
       this.retireActive(lane);
     }
   }
+
 
   /** The lane's active block failed a program: stop using it, relocate it later, then mark it bad. */
   private retireActive(lane: number): void {
@@ -1294,27 +1740,30 @@ export class FlashStore implements RecordStore {
 
   private readonly retiring = new Set<number>();
 
+
   /** Writes the block summary into its last pages and closes the block. */
   private seal(lane: number): void {
     const w = this.lanes[lane] as LaneWriter;
     const b = w.block;
     const info = this.block(b);
+    const it = this.items;
     assert(w.pending.length === 0, "seal with a pending page");
-    const total = this.summaryPages(info.items.length);
+    const total = this.summaryPages(this.table.count[b] as number);
     assert(info.nextPage + total <= this.g.pagesPerBlock, "summary does not fit");
     w.block = -1;
+    let h = this.table.head[b] as number; // the block's items, in write order, summaryPerPage per page
     for (let i = 0; i < total; i++) {
       const page = new Uint8Array(this.pageTotal).fill(0xff);
-      const entries = info.items.slice(i * this.summaryPerPage, (i + 1) * this.summaryPerPage);
       let at = PAGE_HEADER_BYTES;
-      for (const ref of entries) {
-        encodeSummaryEntry(ref, page, at);
+      let entries = 0;
+      for (; h !== NIL && entries < this.summaryPerPage; h = it.next[h] as number, entries++) {
+        encodeSummaryEntry(it, h, page, at);
         at += SUMMARY_ENTRY_BYTES;
       }
       page[PH_KIND] = PAGE_KIND_SUMMARY;
       page[PH_LANE] = lane;
       writeU16(page, PH_USED, at);
-      writeU16(page, PH_COUNT, entries.length);
+      writeU16(page, PH_COUNT, entries);
       writeU16(page, PH_INDEX, i);
       writeU16(page, PH_TOTAL, total);
       sealPageHeader(page);
@@ -1372,7 +1821,7 @@ export class FlashStore implements RecordStore {
       info.state = BlockState.Active;
       info.lane = lane;
       info.nextPage = 1;
-      info.items = [];
+      assert(this.table.count[pick] === 0, "a free block still lists items");
       info.liveCost = 0;
       info.corrections = 0;
       (this.lanes[lane] as LaneWriter).block = pick;
@@ -1388,20 +1837,30 @@ export class FlashStore implements RecordStore {
     const cacheKey = b * this.g.pagesPerBlock + p;
     const cached = this.pageCache.get(cacheKey);
     if (cached) return cached;
-    return this.validatePage(b, p, this.chip.readPage(b, p));
+    return this.validatePage(b, p, this.chip.readPageView(b, p));
   }
 
-  /** Verifies a page just read (CRC, then ECC when the CRC fails) and caches it when valid. */
-  private validatePage(b: number, p: number, page: Uint8Array): Uint8Array | null {
+  /**
+   * Verifies a page just read (CRC, then ECC when the CRC fails) and caches it when valid.
+   * `page` may be a read-only view shorter than a page (readPageView): it is kept as is when
+   * its used part is all there and its CRC holds (readers stay within the used part);
+   * otherwise a full copy (trimmed bytes 0xFF) is what gets checked and corrected.
+   */
+  private validatePage(b: number, p: number, view: Uint8Array): Uint8Array | null {
     const cacheKey = b * this.g.pagesPerBlock + p;
-    if (!pageLooksValid(page, this.g.pageBytes)) {
-      if (isErased(page, this.pageTotal)) return null;
-      const outcome = correctPage(page, this.g);
-      if (outcome.uncorrectable > 0 || !pageLooksValid(page, this.g.pageBytes)) {
-        if (outcome.uncorrectable > 0) this.counters.eccUncorrectable++;
-        return null;
+    let page = view;
+    if (!(view.length >= PAGE_HEADER_BYTES && readU16(view, PH_USED) <= view.length && pageLooksValid(view, this.g.pageBytes))) {
+      page = new Uint8Array(this.pageTotal).fill(0xff);
+      page.set(view.subarray(0, this.pageTotal));
+      if (!pageLooksValid(page, this.g.pageBytes)) {
+        if (isErased(page, this.pageTotal)) return null;
+        const outcome = correctPage(page, this.g);
+        if (outcome.uncorrectable > 0 || !pageLooksValid(page, this.g.pageBytes)) {
+          if (outcome.uncorrectable > 0) this.counters.eccUncorrectable++;
+          return null;
+        }
+        this.noteCorrections(b, outcome.corrected);
       }
-      this.noteCorrections(b, outcome.corrected);
     }
     if (this.pageCache.size > 64) this.pageCache.clear();
     this.pageCache.set(cacheKey, page);
@@ -1426,8 +1885,9 @@ export class FlashStore implements RecordStore {
 
   /** Reads page 0 once: the bad-block marker (spare byte 0) and the block header. */
   private readBlockStart(b: number): { bad: boolean; header: BlockHeader | null } {
-    const raw = this.chip.readPage(b, 0);
-    if (isBadMarker(raw[this.g.pageBytes + BAD_BLOCK_MARKER_OFFSET] as number)) return { bad: true, header: null };
+    const raw = this.chip.readPageView(b, 0);
+    const at = this.g.pageBytes + BAD_BLOCK_MARKER_OFFSET;
+    if (at < raw.length && isBadMarker(raw[at] as number)) return { bad: true, header: null }; // past a view's end: erased (good)
     return { bad: false, header: this.parseHeader(b, this.validatePage(b, 0, raw)) };
   }
 
@@ -1446,86 +1906,170 @@ export class FlashStore implements RecordStore {
     };
   }
 
-  /** The block's summary, or null when the block was never sealed (or its summary is unreadable). */
-  private readSummary(b: number): ItemRef[] | null {
-    const last = this.readValidPage(b, this.g.pagesPerBlock - 1);
+  /**
+   * The block's summary pages, verified, or null when the block was never sealed or its
+   * summary is unreadable. Every page is checked before any entry is used, so a bad summary
+   * leaves nothing behind (the block is then scanned instead).
+   */
+  private readSummaryPages(b: number): Uint8Array[] | null {
+    const ppb = this.g.pagesPerBlock;
+    const last = this.readValidPage(b, ppb - 1);
     if (!last || last[PH_KIND] !== PAGE_KIND_SUMMARY) return null;
     const total = readU16(last, PH_TOTAL);
-    if (total < 1 || readU16(last, PH_INDEX) !== total - 1 || total >= this.g.pagesPerBlock) return null;
-    const out: ItemRef[] = [];
+    if (total < 1 || readU16(last, PH_INDEX) !== total - 1 || total >= ppb) return null;
+    const pages: Uint8Array[] = [];
     for (let i = 0; i < total; i++) {
-      const page = i === total - 1 ? last : this.readValidPage(b, this.g.pagesPerBlock - total + i);
+      const page = i === total - 1 ? last : this.readValidPage(b, ppb - total + i);
       if (!page || page[PH_KIND] !== PAGE_KIND_SUMMARY || readU16(page, PH_INDEX) !== i) return null;
-      const count = readU16(page, PH_COUNT);
-      if (PAGE_HEADER_BYTES + count * SUMMARY_ENTRY_BYTES > readU16(page, PH_USED)) return null;
-      for (let e = 0; e < count; e++) {
-        const ref = decodeSummaryEntry(page, PAGE_HEADER_BYTES + e * SUMMARY_ENTRY_BYTES, b);
-        if (ref) out.push(ref);
-      }
+      if (PAGE_HEADER_BYTES + readU16(page, PH_COUNT) * SUMMARY_ENTRY_BYTES > readU16(page, PH_USED)) return null;
+      pages.push(page);
     }
-    return out;
+    return pages;
   }
 
-  /** Reads every data page of a block that was open at a cut; torn pages are skipped. */
-  private scanBlock(b: number): ItemRef[] {
-    const out: ItemRef[] = [];
+  /**
+   * Decodes one summary page's entries straight into consecutive rows of the item table
+   * (room reserved by the caller) and appends them to the block's list as one run.
+   */
+  private loadSummaryPage(page: Uint8Array, b: number): void {
+    const it = this.items;
+    const { kind, flags, type, id, fragIndex, fragCount, length, version, frame, next, live, block, offset } = it;
+    const pageOf = it.page;
+    const base = it.top;
+    assert(base + readU16(page, PH_COUNT) <= it.capacity, "summary entries past the reserved item rows");
+    const count = readU16(page, PH_COUNT);
+    let n = 0;
+    for (let e = 0, at = PAGE_HEADER_BYTES; e < count; e++, at += SUMMARY_ENTRY_BYTES) {
+      const k = page[at + IT_KIND] as number;
+      const fc = page[at + IT_FRAG_COUNT] as number;
+      const fi = page[at + IT_FRAG_INDEX] as number;
+      if (k < ITEM_PUT || k > ITEM_COMMIT || fc < 1 || fi >= fc) continue; // not an item: skipped, as on any page
+      const h = base + n++;
+      kind[h] = k;
+      flags[h] = page[at + IT_FLAGS] as number;
+      type[h] = page[at + IT_TYPE] as number;
+      fragIndex[h] = fi;
+      fragCount[h] = fc;
+      length[h] = readU16(page, at + IT_LENGTH);
+      id[h] = readU32(page, at + IT_ID);
+      version[h] = readU48(page, at + IT_VERSION);
+      frame[h] = readU48(page, at + IT_FRAME);
+      pageOf[h] = readU16(page, at + SE_PAGE);
+      offset[h] = readU16(page, at + SE_OFFSET);
+      if (k === ITEM_COMMIT) it.setExtra(h, readU48(page, at + SE_EXTRA)); // other entries: zeros
+      block[h] = b;
+      live[h] = 0;
+      next[h] = h + 1;
+    }
+    if (n === 0) return;
+    it.claimRun(n);
+    const last = base + n - 1;
+    next[last] = NIL;
+    const t = this.table;
+    const tail = t.tail[b] as number;
+    if (tail === NIL) t.head[b] = base;
+    else next[tail] = base;
+    t.tail[b] = last;
+    (t.count[b] as number) += n;
+  }
+
+  /** The verified data pages of a block that was open at a cut (index = page; null = torn, erased or not data). */
+  private readDataPages(b: number): (Uint8Array | null)[] {
+    const pages: (Uint8Array | null)[] = [null];
     for (let p = 1; p < this.g.pagesPerBlock; p++) {
       const page = this.readValidPage(b, p);
-      if (!page || page[PH_KIND] !== PAGE_KIND_DATA) continue;
+      pages.push(page && page[PH_KIND] === PAGE_KIND_DATA ? page : null);
+    }
+    return pages;
+  }
+
+  /** Loads the items of a scanned block's data pages; a page's items stop at the first torn one. */
+  private loadDataPages(b: number, pages: readonly (Uint8Array | null)[]): void {
+    const it = this.items;
+    for (let p = 1; p < pages.length; p++) {
+      const page = pages[p];
+      if (!page) continue;
       const used = readU16(page, PH_USED);
       const count = readU16(page, PH_COUNT);
       let at = PAGE_HEADER_BYTES;
       for (let i = 0; i < count && at + ITEM_HEADER_BYTES <= used; i++) {
-        const ref = decodeItemHeader(page, at, b, p);
-        if (!ref || at + ITEM_HEADER_BYTES + ref.length > used || readU32(page, at + IT_CRC) !== itemCrc(page, at, ref.length)) break;
-        if (ref.kind === ITEM_COMMIT) ref.extra = readU48(page, at + ITEM_HEADER_BYTES);
-        out.push(ref);
-        at += ITEM_HEADER_BYTES + ref.length;
+        const k = page[at + IT_KIND] as number;
+        const fc = page[at + IT_FRAG_COUNT] as number;
+        const fi = page[at + IT_FRAG_INDEX] as number;
+        if (k < ITEM_PUT || k > ITEM_COMMIT || fc < 1 || fi >= fc) break;
+        const len = readU16(page, at + IT_LENGTH);
+        if (at + ITEM_HEADER_BYTES + len > used || readU32(page, at + IT_CRC) !== itemCrc(page, at, len)) break;
+        const h = it.alloc();
+        it.kind[h] = k;
+        it.flags[h] = page[at + IT_FLAGS] as number;
+        it.type[h] = page[at + IT_TYPE] as number;
+        it.fragIndex[h] = fi;
+        it.fragCount[h] = fc;
+        it.length[h] = len;
+        it.id[h] = readU32(page, at + IT_ID);
+        it.version[h] = readU48(page, at + IT_VERSION);
+        it.frame[h] = readU48(page, at + IT_FRAME);
+        it.page[h] = p;
+        it.offset[h] = at;
+        if (k === ITEM_COMMIT) it.setExtra(h, readU48(page, at + ITEM_HEADER_BYTES));
+        it.block[h] = b;
+        this.table.pushItem(b, h, it);
+        at += ITEM_HEADER_BYTES + len;
       }
     }
-    return out;
   }
 
   /**
    * The item's bytes (header + ciphertext), verified, or null. A view into the cached page,
    * not a copy: callers only read it (cached pages are never modified once validated).
    */
-  private readItemBytes(ref: ItemRef): Uint8Array | null {
-    const page = this.readValidPage(ref.block, ref.page);
+  private readItemBytes(h: Item): Uint8Array | null {
+    const it = this.items;
+    const b = it.block[h] as number;
+    if (b < 0) return null; // its block was erased (the item was lost)
+    const page = this.readValidPage(b, it.page[h] as number);
     if (!page) return null;
-    const end = ref.offset + ITEM_HEADER_BYTES + ref.length;
+    const offset = it.offset[h] as number;
+    const length = it.length[h] as number;
+    const end = offset + ITEM_HEADER_BYTES + length;
     if (end > this.g.pageBytes) return null;
-    if (page[ref.offset + IT_KIND] !== ref.kind || readU48(page, ref.offset + IT_VERSION) !== ref.version) return null;
-    if (readU32(page, ref.offset + IT_CRC) !== itemCrc(page, ref.offset, ref.length)) return null;
-    return page.subarray(ref.offset, end);
+    if (page[offset + IT_KIND] !== it.kind[h] || readU48(page, offset + IT_VERSION) !== it.version[h]) return null;
+    if (readU32(page, offset + IT_CRC) !== itemCrc(page, offset, length)) return null;
+    return page.subarray(offset, end);
   }
 
   /** Every fragment of copy `c` reads back with a valid CRC (no decryption). */
-  private copyReadable(rec: Rec, c: number): boolean {
-    const frags = rec.copies[c] as ItemRef[];
-    const first = frags[0];
-    if (!first || frags.length !== first.fragCount) return false;
-    for (const ref of frags) if (!ref || !this.readItemBytes(ref)) return false;
+  private copyReadable(r: number, c: number): boolean {
+    const first = this.fragAt(r, c, 0);
+    if (first === NIL) return false;
+    const count = this.items.fragCount[first] as number;
+    if (this.fragSlots(r, c) !== count) return false;
+    for (let f = 0; f < count; f++) {
+      const h = this.fragAt(r, c, f);
+      if (h === NIL || !this.readItemBytes(h)) return false;
+    }
     return true;
   }
 
-  private readCopy(rec: Rec, c: number): Uint8Array | null {
-    const frags = rec.copies[c] as ItemRef[];
-    const first = frags[0];
-    if (!first || frags.length !== first.fragCount) return null;
-    const out = new Uint8Array(rec.length);
+  private readCopy(r: number, c: number): Uint8Array | null {
+    const first = this.fragAt(r, c, 0);
+    if (first === NIL) return null;
+    const count = this.items.fragCount[first] as number;
+    if (this.fragSlots(r, c) !== count) return null;
+    const length = this.recs.length[r] as number;
+    const out = new Uint8Array(length);
     let at = 0;
-    for (let f = 0; f < frags.length; f++) {
-      const ref = frags[f];
-      if (!ref) return null;
-      const bytes = this.readItemBytes(ref);
+    for (let f = 0; f < count; f++) {
+      const h = this.fragAt(r, c, f);
+      if (h === NIL) return null;
+      const bytes = this.readItemBytes(h);
       if (!bytes) return null;
       if (!this.key) return out;
-      const plain = this.decryptItem(ref, bytes);
+      const plain = this.decryptItem(h, bytes);
       out.set(plain, at);
       at += plain.length;
     }
-    return at === rec.length ? out : null;
+    return at === length ? out : null;
   }
 
   private keyCheck(): Uint8Array {
@@ -1541,18 +2085,22 @@ export class FlashStore implements RecordStore {
     return sm4Ctr(this.key as Uint8Array, counterBlock(version, frag), plain);
   }
 
-  private decryptItem(ref: ItemRef, bytes: Uint8Array): Uint8Array {
+
+  private decryptItem(h: Item, bytes: Uint8Array): Uint8Array {
     const cipher = bytes.subarray(ITEM_HEADER_BYTES);
-    if (!this.cache) return this.encrypt(ref.version, ref.fragIndex, cipher);
+    const version = this.items.version[h] as number;
+    const fragIndex = this.items.fragIndex[h] as number;
+    if (!this.cache) return this.encrypt(version, fragIndex, cipher);
     const crc = crc32(cipher);
-    const memoKey = ref.version * 256 + ref.fragIndex;
+    const memoKey = version * 256 + fragIndex;
     const hit = this.cache.plain.get(memoKey);
     if (hit && hit.crc === crc) return hit.plain;
-    const plain = this.encrypt(ref.version, ref.fragIndex, cipher);
+    const plain = this.encrypt(version, fragIndex, cipher);
     if (this.cache.plain.size >= DecryptCache.LIMIT) this.cache.plain.clear();
     this.cache.plain.set(memoKey, { crc, plain });
     return plain;
   }
+
 
   /** Runs `body`; a power loss poisons the store (remount needed) and surfaces as StoreError POWER_LOST. */
   private guard<T>(body: () => T): T {
@@ -1587,54 +2135,20 @@ function counterBlock(version: number, frag: number): Uint8Array {
   return block;
 }
 
-function recordLength(rec: Rec): number {
-  for (const copy of rec.copies) {
-    if (copy.length && copy.every((r) => r !== undefined)) return copy.reduce((n, r) => n + r.length, 0);
-  }
-  return 0;
-}
 
-function liveRefs(rec: Rec): ItemRef[] {
-  const out: ItemRef[] = [];
-  for (const copy of rec.copies) for (const r of copy) if (r) out.push(r);
-  if (rec.mark) out.push(...rec.mark);
-  return out;
-}
-
-function decodeItemHeader(page: Uint8Array, at: number, block: number, pageIndex: number): ItemRef | null {
-  const kind = page[at + IT_KIND] as number;
-  if (kind < ITEM_PUT || kind > ITEM_COMMIT) return null;
-  const fragCount = page[at + IT_FRAG_COUNT] as number;
-  const fragIndex = page[at + IT_FRAG_INDEX] as number;
-  if (fragCount < 1 || fragIndex >= fragCount) return null;
-  return {
-    kind, flags: page[at + IT_FLAGS] as number, type: page[at + IT_TYPE] as number, id: readU32(page, at + IT_ID),
-    fragIndex, fragCount, length: readU16(page, at + IT_LENGTH), version: readU48(page, at + IT_VERSION), frame: readU48(page, at + IT_FRAME),
-    block, page: pageIndex, offset: at, extra: 0,
-  };
-}
-
-function encodeSummaryEntry(ref: ItemRef, page: Uint8Array, at: number): void {
-  page[at + IT_KIND] = ref.kind;
-  page[at + IT_FLAGS] = ref.flags;
-  page[at + IT_TYPE] = ref.type;
-  page[at + IT_FRAG_INDEX] = ref.fragIndex;
-  page[at + IT_FRAG_COUNT] = ref.fragCount;
+function encodeSummaryEntry(it: ItemTable, h: Item, page: Uint8Array, at: number): void {
+  page[at + IT_KIND] = it.kind[h] as number;
+  page[at + IT_FLAGS] = it.flags[h] as number;
+  page[at + IT_TYPE] = it.type[h] as number;
+  page[at + IT_FRAG_INDEX] = it.fragIndex[h] as number;
+  page[at + IT_FRAG_COUNT] = it.fragCount[h] as number;
   page[at + 5] = 0;
-  writeU16(page, at + IT_LENGTH, ref.length);
-  writeU32(page, at + IT_ID, ref.id);
-  writeU48(page, at + IT_VERSION, ref.version);
-  writeU48(page, at + IT_FRAME, ref.frame);
-  writeU16(page, at + SE_PAGE, ref.page);
-  writeU16(page, at + SE_OFFSET, ref.offset);
-  writeU48(page, at + SE_EXTRA, ref.extra);
+  writeU16(page, at + IT_LENGTH, it.length[h] as number);
+  writeU32(page, at + IT_ID, it.id[h] as number);
+  writeU48(page, at + IT_VERSION, it.version[h] as number);
+  writeU48(page, at + IT_FRAME, it.frame[h] as number);
+  writeU16(page, at + SE_PAGE, it.page[h] as number);
+  writeU16(page, at + SE_OFFSET, it.offset[h] as number);
+  writeU48(page, at + SE_EXTRA, it.extraOf(h));
   writeU16(page, at + SE_EXTRA + 6, 0);
-}
-
-function decodeSummaryEntry(page: Uint8Array, at: number, block: number): ItemRef | null {
-  const ref = decodeItemHeader(page, at, block, readU16(page, at + SE_PAGE));
-  if (!ref) return null;
-  ref.offset = readU16(page, at + SE_OFFSET);
-  ref.extra = readU48(page, at + SE_EXTRA);
-  return ref;
 }

@@ -1,0 +1,241 @@
+/**
+ * RecTable: the store's record index, one row per (type, id) that has a record (a PUT or a
+ * tombstone), as parallel typed arrays (struct of arrays) reached through an open-addressing
+ * hash on (type, id). A full device has ~200,000 records: a Map of Maps of objects with
+ * arrays cost mount ~100 ms of allocation and hashing; rows cost neither.
+ *
+ * A row holds item handles (item-table.ts), not the items: copy0/copy1 = fragment 0 (or the
+ * tombstone) of each copy, mark0/mark1 = the reclaimable mark of each copy. Fragments past 0
+ * (records larger than a page: rare) live in a side map of the store.
+ *
+ * Rows of one type form a doubly-linked list in insertion order, so visiting one type costs
+ * only its records (ids(type), the critical-record repair), and iteration order is stable.
+ *
+ * Hash: linear probing over a power-of-two slot array kept at most half full; deletion shifts
+ * the following run back (no tombstone slots, so probes stay short after many deletes). A
+ * slot holds the row (4 bytes: the key is compared on the row). The home slot keeps runs of
+ * 16 consecutive ids of a type together (16 adjacent slots: one or two cache lines, and rows
+ * inserted together, so adjacent too) and scatters the runs: mount inserts ~200,000 mostly
+ * consecutive ids, and a fully scattered hash cost a cache miss per insert.
+ * Limits: ids are 32-bit, types 8-bit (RECORD_ID_MAX, RECORD_TYPE_MAX in api.ts).
+ */
+import { NIL } from "./item-table.ts";
+
+const TYPES = 256;
+const INITIAL_ROWS = 8;
+/**
+ * A new table holds nothing (an empty device has no record): its arrays are these shared,
+ * zero-length ones until the first insert, so 1000 empty stores cost no table memory.
+ */
+const NONE_U8 = new Uint8Array(0);
+const NONE_U32 = new Uint32Array(0);
+const NONE_I32 = new Int32Array(0);
+const NONE_F64 = new Float64Array(0);
+/** At least 32: the home slot takes its low 4 bits from the id and at least one from the hash. */
+const INITIAL_SLOTS = 32;
+const RUN_BITS = 4;
+
+export class RecTable {
+  type = NONE_U8;
+  id = NONE_U32;
+  /** ITEM_PUT or ITEM_TOMBSTONE; 0 while a row is being built at mount (marks seen, no record yet). */
+  kind = NONE_U8;
+  version = NONE_F64;
+  /** Value bytes of a PUT. */
+  length = NONE_U32;
+  copy0 = NONE_I32;
+  copy1 = NONE_I32;
+  mark0 = NONE_I32;
+  mark1 = NONE_I32;
+  private prev = NONE_I32;
+  private next = NONE_I32;
+  /** Per type: first and last row, rows (allocated with the first row). */
+  private typeHead = NONE_I32;
+  private typeTail = NONE_I32;
+  private typeCount = NONE_U32;
+
+  /** Length 0 until the first insert; then a power of two >= INITIAL_SLOTS. */
+  private slots = NONE_I32;
+  private shift = 0;
+  private top = 0;
+  private readonly freeRows: number[] = [];
+  size = 0;
+
+  /** The row of (type, id), or NIL. */
+  find(type: number, id: number): number {
+    if (this.size === 0) return NIL;
+    const mask = this.slots.length - 1;
+    for (let s = this.home(type, id); ; s = (s + 1) & mask) {
+      const r = this.slots[s] as number;
+      if (r === NIL) return NIL;
+      if (this.id[r] === id && this.type[r] === type) return r;
+    }
+  }
+
+  /** The row of (type, id), created empty (kind 0, no items) when absent. */
+  findOrInsert(type: number, id: number): number {
+    if (this.slots.length === 0) this.reserve(1);
+    const mask = this.slots.length - 1;
+    let s = this.home(type, id);
+    for (; ; s = (s + 1) & mask) {
+      const r = this.slots[s] as number;
+      if (r === NIL) break;
+      if (this.id[r] === id && this.type[r] === type) return r;
+    }
+    const r = this.newRow(type, id);
+    this.slots[s] = r;
+    if (++this.size * 2 > this.slots.length) this.rehash(this.slots.length * 2);
+    return r;
+  }
+
+  /** Makes room for `n` more records without growing row arrays or rehashing (mount sizes the table once). */
+  reserve(n: number): void {
+    const rows = this.size + n;
+    if (rows > this.type.length) this.resizeRows(Math.max(rows, this.type.length * 2, INITIAL_ROWS));
+    let slots = Math.max(this.slots.length, INITIAL_SLOTS);
+    while (rows * 2 > slots) slots *= 2;
+    if (slots !== this.slots.length) this.rehash(slots);
+  }
+
+  /** Removes a row (its items are the caller's business). */
+  remove(r: number): void {
+    const mask = this.slots.length - 1;
+    let s = this.home(this.type[r] as number, this.id[r] as number);
+    while (this.slots[s] !== r) {
+      if (this.slots[s] === NIL) throw new Error(`flash store invariant violated: record row ${r} is not in the hash`);
+      s = (s + 1) & mask;
+    }
+    // Backward-shift deletion: move later members of the run into the hole when their home allows.
+    for (let j = (s + 1) & mask; ; j = (j + 1) & mask) {
+      const q = this.slots[j] as number;
+      if (q === NIL) break;
+      const k = this.home(this.type[q] as number, this.id[q] as number);
+      const between = s <= j ? s < k && k <= j : s < k || k <= j; // k cyclically in (s, j]: q stays
+      if (between) continue;
+      this.slots[s] = q;
+      s = j;
+    }
+    this.slots[s] = NIL;
+    this.size--;
+    this.unlink(r);
+    this.kind[r] = 0;
+    this.freeRows.push(r);
+  }
+
+  /**
+   * Moves a row to the end of its type's list, as if inserted now. Mount creates a row when
+   * it first meets a key's mark, but the order of records is that of their first PUT or
+   * tombstone (the order iteration, e.g. the repair of critical records, has always had).
+   */
+  moveToTail(r: number): void {
+    const type = this.type[r] as number;
+    if (this.typeTail[type] === r) return;
+    this.unlink(r);
+    const tail = this.typeTail[type] as number;
+    this.prev[r] = tail;
+    this.next[r] = NIL;
+    if (tail === NIL) this.typeHead[type] = r;
+    else this.next[tail] = r;
+    this.typeTail[type] = r;
+    (this.typeCount[type] as number)++;
+  }
+
+  /** Records of `type` (count). */
+  countOf(type: number): number {
+    return this.typeCount.length ? (this.typeCount[type] as number) : 0;
+  }
+
+  /** First row of `type` in insertion order, or NIL; then nextOf(row). */
+  firstOf(type: number): number {
+    return this.typeHead.length ? (this.typeHead[type] as number) : NIL;
+  }
+
+  nextOf(r: number): number {
+    return this.next[r] as number;
+  }
+
+  /** Slots of the hash (for tests: load factor). */
+  get slotCount(): number {
+    return this.slots.length;
+  }
+
+  private home(type: number, id: number): number {
+    // Fibonacci hashing of (id / 16, type) picks a run of 16 slots; id % 16 the slot in it.
+    const run = Math.imul((id >>> RUN_BITS) ^ Math.imul(type, 0x2c1b3c6d), 0x9e3779b1) >>> this.shift;
+    return (run << RUN_BITS) | (id & ((1 << RUN_BITS) - 1));
+  }
+
+  private newRow(type: number, id: number): number {
+    let r = this.freeRows.pop();
+    if (r === undefined) {
+      if (this.top === this.type.length) this.resizeRows(Math.max(INITIAL_ROWS, this.type.length * 2));
+      r = this.top++;
+    }
+    this.type[r] = type;
+    this.id[r] = id;
+    this.kind[r] = 0;
+    this.version[r] = -1;
+    this.length[r] = 0;
+    this.copy0[r] = NIL;
+    this.copy1[r] = NIL;
+    this.mark0[r] = NIL;
+    this.mark1[r] = NIL;
+    // append to the type's list
+    const tail = this.typeTail[type] as number;
+    this.prev[r] = tail;
+    this.next[r] = NIL;
+    if (tail === NIL) this.typeHead[type] = r;
+    else this.next[tail] = r;
+    this.typeTail[type] = r;
+    (this.typeCount[type] as number)++;
+    return r;
+  }
+
+  private unlink(r: number): void {
+    const type = this.type[r] as number;
+    const p = this.prev[r] as number;
+    const n = this.next[r] as number;
+    if (p === NIL) this.typeHead[type] = n;
+    else this.next[p] = n;
+    if (n === NIL) this.typeTail[type] = p;
+    else this.prev[n] = p;
+    (this.typeCount[type] as number)--;
+  }
+
+  private rehash(slotCount: number): void {
+    const old = this.slots;
+    this.slots = new Int32Array(slotCount).fill(NIL);
+    this.shift = 32 - (Math.log2(slotCount) - RUN_BITS);
+    const mask = slotCount - 1;
+    for (let i = 0; i < old.length; i++) {
+      const r = old[i] as number;
+      if (r === NIL) continue;
+      let s = this.home(this.type[r] as number, this.id[r] as number);
+      while (this.slots[s] !== NIL) s = (s + 1) & mask;
+      this.slots[s] = r;
+    }
+  }
+
+  private resizeRows(rows: number): void {
+    const g = <T extends Uint8Array | Uint32Array | Int32Array | Float64Array>(old: T, neo: T): T => {
+      neo.set(old as never);
+      return neo;
+    };
+    this.type = g(this.type, new Uint8Array(rows));
+    this.id = g(this.id, new Uint32Array(rows));
+    this.kind = g(this.kind, new Uint8Array(rows));
+    this.version = g(this.version, new Float64Array(rows));
+    this.length = g(this.length, new Uint32Array(rows));
+    this.copy0 = g(this.copy0, new Int32Array(rows));
+    this.copy1 = g(this.copy1, new Int32Array(rows));
+    this.mark0 = g(this.mark0, new Int32Array(rows));
+    this.mark1 = g(this.mark1, new Int32Array(rows));
+    this.prev = g(this.prev, new Int32Array(rows));
+    this.next = g(this.next, new Int32Array(rows));
+    if (this.typeHead.length === 0) {
+      this.typeHead = new Int32Array(TYPES).fill(NIL);
+      this.typeTail = new Int32Array(TYPES).fill(NIL);
+      this.typeCount = new Uint32Array(TYPES);
+    }
+  }
+}
