@@ -1,4 +1,12 @@
-import { createCipheriv, createDecipheriv } from "node:crypto";
+/**
+ * SM4 from node:crypto. Creating a node cipher (key schedule, OpenSSL context) costs more
+ * than encrypting a record, and a card keeps its key schedules in RAM anyway: encryption
+ * goes through live cipher objects kept per key (a few keys at a time). ECB and CTR use a
+ * live ECB encryptor (CTR = ECB of the counter blocks XOR data); CBC uses a live CBC
+ * encryptor whose chaining block we track, folding it into the first block of each call.
+ * Decryption (not on any hot path) creates its cipher per call.
+ */
+import { createCipheriv, createDecipheriv, type Cipher } from "node:crypto";
 
 export const SM4_KEY_BYTES = 16;
 export const SM4_BLOCK_BYTES = 16;
@@ -17,10 +25,39 @@ function run(cipher: ReturnType<typeof createCipheriv> | ReturnType<typeof creat
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
-export function sm4EncryptEcb(key: Uint8Array, data: Uint8Array): Uint8Array {
+/** Live encryptors for the last few keys; a key's entry holds its ECB and CBC contexts. */
+const LIVE_KEYS = 16;
+interface LiveKey {
+  ecb: Cipher;
+  cbc: Cipher;
+  /** The CBC encryptor's chaining block: its IV, then the last ciphertext block it produced. */
+  chain: Uint8Array;
+}
+const liveKeys = new Map<string, LiveKey>();
+
+function liveKey(key: Uint8Array): LiveKey {
   checkKey(key);
+  const id = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("hex");
+  let live = liveKeys.get(id);
+  if (!live) {
+    const chain = new Uint8Array(SM4_BLOCK_BYTES);
+    live = { ecb: createCipheriv("sm4-ecb", key, null).setAutoPadding(false), cbc: createCipheriv("sm4-cbc", key, chain).setAutoPadding(false), chain };
+    if (liveKeys.size >= LIVE_KEYS) liveKeys.delete(liveKeys.keys().next().value as string);
+    liveKeys.set(id, live);
+  }
+  return live;
+}
+
+/** Whole blocks through a live cipher: without padding, update() returns every block at once. */
+function update(cipher: Cipher, blocks: Uint8Array): Uint8Array {
+  const out = cipher.update(blocks);
+  if (out.length !== blocks.length) throw new Error(`SM4 returned ${out.length} bytes for ${blocks.length}`);
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
+export function sm4EncryptEcb(key: Uint8Array, data: Uint8Array): Uint8Array {
   checkBlocks(data, "SM4-ECB input");
-  return run(createCipheriv("sm4-ecb", key, null), data);
+  return update(liveKey(key).ecb, data);
 }
 
 export function sm4DecryptEcb(key: Uint8Array, data: Uint8Array): Uint8Array {
@@ -29,10 +66,20 @@ export function sm4DecryptEcb(key: Uint8Array, data: Uint8Array): Uint8Array {
   return run(createDecipheriv("sm4-ecb", key, null), data);
 }
 
+/**
+ * The live CBC encryptor XORs the first block with its chaining block; XORing that block
+ * and our IV in beforehand makes it E(P1 ^ IV), as a fresh cipher with this IV would.
+ */
 export function sm4EncryptCbc(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array {
-  checkKey(key);
   checkBlocks(data, "SM4-CBC input");
-  return run(createCipheriv("sm4-cbc", key, iv), data);
+  if (iv.length !== SM4_BLOCK_BYTES) throw new RangeError(`SM4-CBC IV must be ${SM4_BLOCK_BYTES} bytes`);
+  const live = liveKey(key);
+  if (data.length === 0) return new Uint8Array(0);
+  const input = data.slice();
+  for (let i = 0; i < SM4_BLOCK_BYTES; i++) input[i] = (input[i] as number) ^ (live.chain[i] as number) ^ (iv[i] as number);
+  const out = update(live.cbc, input);
+  live.chain = out.slice(out.length - SM4_BLOCK_BYTES);
+  return out;
 }
 
 export function sm4DecryptCbc(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array {
@@ -43,9 +90,27 @@ export function sm4DecryptCbc(key: Uint8Array, iv: Uint8Array, data: Uint8Array)
 
 /** SM4-CTR keystream XOR; encryption and decryption are the same operation. Any length. */
 export function sm4Ctr(key: Uint8Array, counterBlock: Uint8Array, data: Uint8Array): Uint8Array {
-  checkKey(key);
   if (counterBlock.length !== SM4_BLOCK_BYTES) throw new RangeError(`SM4-CTR counter must be ${SM4_BLOCK_BYTES} bytes`);
-  return run(createCipheriv("sm4-ctr", key, counterBlock), data);
+  const live = liveKey(key);
+  const blocks = Math.ceil(data.length / SM4_BLOCK_BYTES);
+  const counters = new Uint8Array(blocks * SM4_BLOCK_BYTES);
+  if (blocks > 0) counters.set(counterBlock);
+  for (let b = 1; b < blocks; b++) {
+    counters.copyWithin(b * SM4_BLOCK_BYTES, (b - 1) * SM4_BLOCK_BYTES, b * SM4_BLOCK_BYTES);
+    incrementBlock(counters, b * SM4_BLOCK_BYTES);
+  }
+  const keystream = blocks > 0 ? update(live.ecb, counters) : counters;
+  const out = new Uint8Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = (data[i] as number) ^ (keystream[i] as number);
+  return out;
+}
+
+/** The 16-byte block at `offset` as a big-endian 128-bit counter, plus one (wrapping), as OpenSSL's CTR mode counts. */
+function incrementBlock(block: Uint8Array, offset: number): void {
+  for (let i = offset + SM4_BLOCK_BYTES - 1; i >= offset; i--) {
+    block[i] = ((block[i] as number) + 1) & 0xff;
+    if (block[i] !== 0) return;
+  }
 }
 
 /** ISO/IEC 9797-1 padding method 2: 0x80 then zeros to the block size (always adds a byte). */
