@@ -23,7 +23,7 @@ describe("SM4 through live ciphers", () => {
       const key = keys[rng.int(keys.length)] as Uint8Array;
       const iv = rng.bytes(16);
       const blocks = rng.bytes(16 * rng.int(9));
-      const ragged = rng.bytes(rng.int(200));
+      const ragged = rng.bytes(rng.int(i % 2 ? 200 : 900));
       expect(hex(sm4EncryptEcb(key, blocks))).toBe(fresh("sm4-ecb", key, null, blocks));
       expect(hex(sm4EncryptCbc(key, iv, blocks))).toBe(fresh("sm4-cbc", key, iv, blocks));
       expect(hex(sm4Ctr(key, iv, ragged))).toBe(fresh("sm4-ctr", key, iv, ragged));
