@@ -14,7 +14,7 @@
  *   BigInt Euclid, and sm-crypto-v2's toAffine re-checks Z·Z^-1 = 1 on every use.
  *
  * The table is a one-time cost per process (built on first use, as a card would compute
- * or burn it in once): TABLE_WINDOWS rows of 2^(W-1) points.
+ * or burn it in once): TABLE_WINDOWS rows of 2^(W-1) points with Z = 1.
  */
 import { sm2 as smV2 } from "sm-crypto-v2";
 
@@ -27,52 +27,101 @@ const GENERATOR_HEX = "04" +
   "BC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0";
 
 /**
- * 12-bit digits are exactly 3 hex digits of the scalar, so digits come straight from its
- * hex text. 22 windows (21 additions) against 25 for sm-crypto-v2's 11-bit table; the
- * table is 22 x 2048 points (~9 MB, ~0.35 s once).
+ * Window width W: one bit more saves about one addition in twenty and doubles the table.
+ * 12 bits: 22 windows (21 additions, against 25 for sm-crypto-v2's 11-bit table), a table
+ * of 21 x 2048 + 16 points built in ~0.45 s once. Measured (sign, idle-ish box): 13 bits
+ * is ~5% faster but takes ~0.9 s to build, in every process that signs (tests included).
  */
 const WINDOW_BITS = 12;
-const WINDOW_HEX = WINDOW_BITS / 4;
-const SCALAR_HEX = 64;
-const TABLE_WINDOWS = Math.ceil(SCALAR_HEX / WINDOW_HEX);
-const HALF_WINDOW = 1 << (WINDOW_BITS - 1);
-const FULL_WINDOW = 1 << WINDOW_BITS;
-/** Largest scalar the comb takes: its top digit plus a carry must stay a positive digit. */
-const MAX_SCALAR = (1n << 256n) - 1n;
+const SCALAR_BITS = 256;
+/** One window more than the scalar needs: the signed recoding may carry out of the top. */
+const TABLE_WINDOWS = Math.floor(SCALAR_BITS / WINDOW_BITS) + 1;
+const HALF_WINDOW = 2 ** (WINDOW_BITS - 1);
+const FULL_WINDOW = 2 ** WINDOW_BITS;
+const DIGIT_MASK = FULL_WINDOW - 1;
+/** Scalar bytes, big-endian, behind 3 zero bytes so a window read never leaves the array. */
+const SCALAR_PAD = 3;
 
 let table: Point[][] | undefined;
 
-/** Row i holds j · 2^(W·i) · G for j = 1 .. 2^(W-1). */
+/** Entries of row i: 2^(W-1), except the top row, whose digit is its few bits plus a carry. */
+function rowEntries(i: number): number {
+  const bits = SCALAR_BITS - WINDOW_BITS * i;
+  return bits >= WINDOW_BITS ? HALF_WINDOW : Math.min(HALF_WINDOW, 2 ** bits);
+}
+
+/** What we use of sm-crypto-v2's point class: its field and its affine constructor. */
+interface PointStatics {
+  Fp: { mul(a: bigint, b: bigint): bigint; inv(a: bigint): bigint };
+  fromAffine(p: { x: bigint; y: bigint }): Point;
+}
+
+/**
+ * The row with every Z = 1 (one inversion for the row, Montgomery's trick): additions
+ * then multiply by the shared 1 and the table holds two numbers per point, not three
+ * (~5-8% faster signing for ~0.08 s more table building). Each row's ends are re-checked
+ * on the curve.
+ */
+function normalizeRow(row: Point[]): Point[] {
+  const P = (row[0] as Point).constructor as unknown as PointStatics;
+  const prefix: bigint[] = [];
+  let acc = 1n;
+  for (const p of row) {
+    prefix.push(acc);
+    acc = P.Fp.mul(acc, p.Z);
+  }
+  let inv = P.Fp.inv(acc);
+  const out = new Array<Point>(row.length);
+  for (let j = row.length - 1; j >= 0; j--) {
+    const p = row[j] as Point;
+    const iz = P.Fp.mul(inv, prefix[j] as bigint);
+    inv = P.Fp.mul(inv, p.Z);
+    out[j] = P.fromAffine({ x: P.Fp.mul(p.X, iz), y: P.Fp.mul(p.Y, iz) });
+  }
+  (out[0] as Point).assertValidity();
+  (out[out.length - 1] as Point).assertValidity();
+  return out;
+}
+
+/** Row i holds j · 2^(W·i) · G for j = 1 .. rowEntries(i), normalized to Z = 1. */
 function buildTable(): Point[][] {
   const rows: Point[][] = [];
   let base = smV2.precomputePublicKey(GENERATOR_HEX, 1);
   for (let i = 0; i < TABLE_WINDOWS; i++) {
     const row: Point[] = [base];
-    for (let j = 1; j < HALF_WINDOW; j++) row.push((row[j - 1] as Point).add(base));
-    rows.push(row);
-    base = (row[HALF_WINDOW - 1] as Point).double(); // 2^(W-1) · base · 2 = 2^W · base
+    for (let j = 1; j < rowEntries(i); j++) row.push((row[j - 1] as Point).add(base));
+    rows.push(normalizeRow(row));
+    for (let b = 0; b < WINDOW_BITS; b++) base = base.double(); // 2^W · base (doublings: ~W per row, negligible)
   }
   return rows;
 }
 
+/** Bits [W·i, W·i + W) of the scalar (bit 0 = least significant). */
+function windowBits(scalar: Uint8Array, i: number): number {
+  const bit = WINDOW_BITS * i;
+  const end = scalar.length - 1 - (bit >> 3);
+  const word = (scalar[end] as number) | ((scalar[end - 1] as number) << 8) | ((scalar[end - 2] as number) << 16);
+  return (word >>> (bit & 7)) & DIGIT_MASK;
+}
+
 /** k·G in projective coordinates, for 1 <= k < 2^256 (callers pass k mod n, never 0). */
 function combMultiply(k: bigint): Point {
-  if (k < 1n || k > MAX_SCALAR) throw new RangeError("fixed-base scalar out of range");
+  if (k < 1n || k >= 1n << BigInt(SCALAR_BITS)) throw new RangeError("fixed-base scalar out of range");
   table ??= buildTable();
-  const hex = k.toString(16).padStart(SCALAR_HEX, "0");
+  const scalar = new Uint8Array(SCALAR_PAD + SCALAR_BITS / 8);
+  scalar.set(Buffer.from(k.toString(16).padStart(SCALAR_BITS / 4, "0"), "hex"), SCALAR_PAD);
   let acc: Point | undefined;
   let carry = 0;
   for (let i = 0; i < TABLE_WINDOWS; i++) {
-    const end = SCALAR_HEX - WINDOW_HEX * i;
-    let digit = parseInt(hex.slice(Math.max(0, end - WINDOW_HEX), end), 16) + carry;
+    let digit = windowBits(scalar, i) + carry;
     carry = digit > HALF_WINDOW ? 1 : 0;
     digit -= carry * FULL_WINDOW;
     if (digit === 0) continue;
-    const entry = (table[i] as Point[])[Math.abs(digit) - 1] as Point;
+    const entry = (table[i] as Point[])[Math.abs(digit) - 1];
+    if (entry === undefined) throw new Error(`digit ${digit} beyond row ${i} of the fixed-base table`);
     const term = digit < 0 ? entry.negate() : entry;
     acc = acc === undefined ? term : acc.add(term);
   }
-  // 64 hex digits = 21 full windows + a 1-hex top window (< 16, so carry-in keeps it positive).
   if (carry !== 0 || acc === undefined) throw new Error("fixed-base comb left a carry or no point");
   return acc;
 }
