@@ -13,16 +13,13 @@
  *   digits in doubles, one multi-precision step per ~24 bits) is ~4x faster than the plain
  *   BigInt Euclid, and sm-crypto-v2's toAffine re-checks Z·Z^-1 = 1 on every use.
  *
- * The table is a one-time cost per process (built once the process has signed a few
- * hundred times, as a card would compute or burn it in once): TABLE_WINDOWS rows of
- * 2^(W-1) points with Z = 1.
+ * The table is a one-time cost per process (built on first use, as a card would compute
+ * or burn it in once): TABLE_WINDOWS rows of 2^(W-1) points with Z = 1.
  */
 import { sm2 as smV2 } from "sm-crypto-v2";
 
 type Point = ReturnType<typeof smV2.precomputePublicKey>;
 
-/** SM2's group order n. */
-const ORDER_N = BigInt("0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123");
 /** SM2's field prime p (GB/T 32918.5). */
 export const SM2_FIELD_P = BigInt("0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF");
 const GENERATOR_HEX = "04" +
@@ -129,35 +126,8 @@ function combMultiply(k: bigint): Point {
   return acc;
 }
 
-/**
- * Multiplications a process makes before it builds the table. Until then k·G is
- * sm-crypto-v2's own multiply on its base point (~0.25 ms each; its 8-bit table, ~0.08 s,
- * is shared with signature verification): a test or a CLI run that signs a few times
- * never pays the ~0.45 s table, and a card that keeps signing builds it within its first
- * ~0.1 s of signing. Both paths give the same point, so signatures do not depend on it.
- */
-export const TABLE_AFTER_MULTIPLICATIONS = 256;
-let multiplications = 0;
-
-/** sm-crypto-v2's base point G (with its own lazily built 8-bit table). */
-function basePoint(): Point {
-  const anyPoint = smV2.precomputePublicKey(GENERATOR_HEX, 1);
-  return (anyPoint.constructor as unknown as { BASE: Point }).BASE;
-}
-let base: Point | undefined;
-
-/** Affine (x, y) of k·G, for 1 <= k < 2^256. */
+/** Affine (x, y) of k·G. */
 export function fixedBaseMultiply(k: bigint): { x: bigint; y: bigint } {
-  if (table === undefined && multiplications++ < TABLE_AFTER_MULTIPLICATIONS) {
-    if (k < 1n || k >= 1n << BigInt(SCALAR_BITS)) throw new RangeError("fixed-base scalar out of range");
-    base ??= basePoint();
-    return base.multiply(k % ORDER_N).toAffine();
-  }
-  return tableMultiply(k);
-}
-
-/** Affine (x, y) of k·G through our table (built now if need be); exported for tests. */
-export function tableMultiply(k: bigint): { x: bigint; y: bigint } {
   const p = combMultiply(k);
   return p.toAffine(invertMod(p.Z, SM2_FIELD_P));
 }
