@@ -6,7 +6,7 @@
  * its upload event, the advanced purchase record and the counters.
  */
 import {
-  E, TaxError, INS, CLA_PROPRIETARY, CLA_SM, IssueMode, InvoiceKind, decodeInvoice, encodeInvoice, invoiceGrandTotal, taxCodeAlgorithm,
+  E, TaxError, INS, CLA_PROPRIETARY, CLA_SM, IssueMode, InvoiceKind, decodeInvoice, issuedInvoiceBytes, invoiceGrandTotal, taxCodeAlgorithm,
   signedInvoiceBytes, encodeIssued, encodeStored, decodeStored, encodeInvoiceKey, decodeInvoiceKey, signedVoidBytes, encodeVoidReceipt,
   encodeBatchBody, encodeBatch, EventKind, InvoiceState, encodeLayout, decodeLayout, encodeTable, decodeTable, TAXPAYER_LAYOUT,
   INVOICE_TYPE_LAYOUT, PURCHASE_LAYOUT, LIMITS_LAYOUT, OFFLINE_STATUS_LAYOUT, DEVICE_INFO_LAYOUT, SECURE_TIME_LAYOUT, SlotStatus,
@@ -225,7 +225,7 @@ export class TaxCommands {
     if (kind === InvoiceKind.RED) facts.red = { originalExists: !!original, creditAllowed: !!original && creditAllowed(original.stored, grand) };
     const verdict = issueVerdict(k.taxContext(), facts);
     if (verdict !== 0) throw new TaxError(verdict);
-    return this.commitIssue(draft, batchIndex, now as number, grand, original);
+    return this.commitIssue(draft, c.data, batchIndex, now as number, grand, original);
   }
 
   /** The first active batch of this type with numbers left. */
@@ -234,12 +234,13 @@ export class TaxCommands {
     return list.findIndex((p) => p.status === PurchaseStatus.ACTIVE && p.typeCode === typeCode && p.nextNumber < p.startNumber + p.count);
   }
 
-  private commitIssue(draft: Invoice, batchIndex: number, now: number, grand: number, original: { seq: number; stored: StoredInvoice } | undefined): Uint8Array {
+  /** `draftBytes`: the draft as received, which decodeInvoice accepted (so canonical). */
+  private commitIssue(draft: Invoice, draftBytes: Uint8Array, batchIndex: number, now: number, grand: number, original: { seq: number; stored: StoredInvoice } | undefined): Uint8Array {
     const k = this.card;
     const purchases = (k.data.purchases as PurchaseRecord[]).slice();
     const batch = purchases[batchIndex] as PurchaseRecord;
     const invoice: Invoice = { ...draft, invoiceCode: batch.invoiceCode, invoiceNumber: batch.nextNumber, issuedAt: now };
-    const bytes = encodeInvoice(invoice);
+    const bytes = issuedInvoiceBytes(draftBytes, invoice.invoiceCode, invoice.invoiceNumber, invoice.issuedAt);
     if (bytes.length > MAX_STORED_INVOICE_BYTES) throw new TaxError(E.LENGTH, `invoice of ${bytes.length} bytes does not fit a record (at most ${MAX_STORED_INVOICE_BYTES})`);
     const taxCode = taxCodeAlgorithm(k.data.secrets.taxAlgorithm).generate(k.data.secrets.taxKey, bytes);
     const signature = k.signBytes(signedInvoiceBytes(bytes, taxCode));

@@ -342,7 +342,8 @@ export class UkeyCos implements SimCard {
   process(apdu: Uint8Array): Uint8Array {
     if (this.muted || !this.powered) throw new CardMuteError(this.muted ? undefined : "card is not powered");
     const response = this.processInner(apdu);
-    this.trace.emit({ kind: "apdu", seq: this.traceSeq++, command: toHex(apdu), response: toHex(response) });
+    // Hex-encoding both APDUs costs more than many commands; skip it when nobody traces.
+    if (this.trace !== NULL_TRACE) this.trace.emit({ kind: "apdu", seq: this.traceSeq++, command: toHex(apdu), response: toHex(response) });
     return response;
   }
 

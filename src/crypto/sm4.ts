@@ -1,4 +1,12 @@
-import { createCipheriv, createDecipheriv } from "node:crypto";
+/**
+ * SM4 from node:crypto. Creating a node cipher (key schedule, OpenSSL context) costs more
+ * than encrypting a record, and a card keeps its key schedules in RAM anyway: encryption
+ * goes through live cipher objects kept per key (a few keys at a time). ECB and CTR use a
+ * live ECB encryptor (short CTR = ECB of the counter blocks XOR data); CBC uses a live CBC
+ * encryptor whose chaining block we track, folding it into the first block of each call.
+ * Decryption (not on any hot path) creates its cipher per call.
+ */
+import { createCipheriv, createDecipheriv, type Cipher } from "node:crypto";
 
 export const SM4_KEY_BYTES = 16;
 export const SM4_BLOCK_BYTES = 16;
@@ -17,10 +25,52 @@ function run(cipher: ReturnType<typeof createCipheriv> | ReturnType<typeof creat
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
-export function sm4EncryptEcb(key: Uint8Array, data: Uint8Array): Uint8Array {
+/** Live encryptors for the last few keys; a key's entry holds its ECB and CBC contexts. */
+const LIVE_KEYS = 16;
+interface LiveKey {
+  /** A copy of the key: a caller's array may change after we met it. */
+  key: Uint8Array;
+  ecb: Cipher;
+  cbc: Cipher;
+  /** The CBC encryptor's chaining block: its IV, then the last ciphertext block it produced. */
+  chain: Uint8Array;
+}
+const liveKeys = new Map<string, LiveKey>();
+/** Fast path: the same key array as last time (callers keep theirs), its bytes re-checked. */
+const byArray = new WeakMap<Uint8Array, LiveKey>();
+
+function liveKey(key: Uint8Array): LiveKey {
   checkKey(key);
+  const known = byArray.get(key);
+  if (known && sameBytes(known.key, key)) return known;
+  const id = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("hex");
+  let live = liveKeys.get(id);
+  if (!live) {
+    const chain = new Uint8Array(SM4_BLOCK_BYTES);
+    live = { key: key.slice(), ecb: createCipheriv("sm4-ecb", key, null).setAutoPadding(false), cbc: createCipheriv("sm4-cbc", key, chain).setAutoPadding(false), chain };
+    if (liveKeys.size >= LIVE_KEYS) liveKeys.delete(liveKeys.keys().next().value as string);
+    liveKeys.set(id, live);
+  }
+  byArray.set(key, live);
+  return live;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Whole blocks through a live cipher: without padding, update() returns every block at once. */
+function update(cipher: Cipher, blocks: Uint8Array): Uint8Array {
+  const out = cipher.update(blocks);
+  if (out.length !== blocks.length) throw new Error(`SM4 returned ${out.length} bytes for ${blocks.length}`);
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
+export function sm4EncryptEcb(key: Uint8Array, data: Uint8Array): Uint8Array {
   checkBlocks(data, "SM4-ECB input");
-  return run(createCipheriv("sm4-ecb", key, null), data);
+  return update(liveKey(key).ecb, data);
 }
 
 export function sm4DecryptEcb(key: Uint8Array, data: Uint8Array): Uint8Array {
@@ -29,10 +79,20 @@ export function sm4DecryptEcb(key: Uint8Array, data: Uint8Array): Uint8Array {
   return run(createDecipheriv("sm4-ecb", key, null), data);
 }
 
+/**
+ * The live CBC encryptor XORs the first block with its chaining block; XORing that block
+ * and our IV in beforehand makes it E(P1 ^ IV), as a fresh cipher with this IV would.
+ */
 export function sm4EncryptCbc(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array {
-  checkKey(key);
   checkBlocks(data, "SM4-CBC input");
-  return run(createCipheriv("sm4-cbc", key, iv), data);
+  if (iv.length !== SM4_BLOCK_BYTES) throw new RangeError(`SM4-CBC IV must be ${SM4_BLOCK_BYTES} bytes`);
+  const live = liveKey(key);
+  if (data.length === 0) return new Uint8Array(0);
+  const input = data.slice();
+  for (let i = 0; i < SM4_BLOCK_BYTES; i++) input[i] = (input[i] as number) ^ (live.chain[i] as number) ^ (iv[i] as number);
+  const out = update(live.cbc, input);
+  live.chain = out.slice(out.length - SM4_BLOCK_BYTES);
+  return out;
 }
 
 export function sm4DecryptCbc(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array {
@@ -42,10 +102,49 @@ export function sm4DecryptCbc(key: Uint8Array, iv: Uint8Array, data: Uint8Array)
 }
 
 /** SM4-CTR keystream XOR; encryption and decryption are the same operation. Any length. */
+/** Up to this length CTR runs on the live ECB encryptor (measured break-even: ~400 bytes). */
+const LIVE_CTR_MAX_BYTES = 384;
+
 export function sm4Ctr(key: Uint8Array, counterBlock: Uint8Array, data: Uint8Array): Uint8Array {
-  checkKey(key);
   if (counterBlock.length !== SM4_BLOCK_BYTES) throw new RangeError(`SM4-CTR counter must be ${SM4_BLOCK_BYTES} bytes`);
-  return run(createCipheriv("sm4-ctr", key, counterBlock), data);
+  const live = liveKey(key);
+  if (data.length === 0) return new Uint8Array(0);
+  // Past a few hundred bytes our counter blocks and XOR cost more than a fresh cipher's setup.
+  if (data.length > LIVE_CTR_MAX_BYTES) return run(createCipheriv("sm4-ctr", key, counterBlock), data);
+  const keystream = update(live.ecb, counterBlocks(counterBlock, Math.ceil(data.length / SM4_BLOCK_BYTES)));
+  // The keystream is ours (fresh from update()): XOR the data into it and return its head.
+  for (let i = 0; i < data.length; i++) keystream[i] = (keystream[i] as number) ^ (data[i] as number);
+  return keystream.subarray(0, data.length);
+}
+
+/**
+ * `count` successive counter blocks from `first`, counted as one big-endian 128-bit number
+ * (as OpenSSL's CTR mode does). Usually only the low 32 bits move; a carry past them takes
+ * the block-by-block path.
+ */
+function counterBlocks(first: Uint8Array, count: number): Uint8Array {
+  const out = new Uint8Array(count * SM4_BLOCK_BYTES);
+  out.set(first);
+  for (let filled = SM4_BLOCK_BYTES; filled < out.length; filled *= 2) out.copyWithin(filled, 0, Math.min(filled, out.length - filled));
+  const view = new DataView(out.buffer);
+  const low = view.getUint32(SM4_BLOCK_BYTES - 4);
+  if (low + count - 1 <= 0xffff_ffff) {
+    for (let b = 1; b < count; b++) view.setUint32(b * SM4_BLOCK_BYTES + SM4_BLOCK_BYTES - 4, low + b);
+    return out;
+  }
+  for (let b = 1; b < count; b++) {
+    out.copyWithin(b * SM4_BLOCK_BYTES, (b - 1) * SM4_BLOCK_BYTES, b * SM4_BLOCK_BYTES);
+    incrementBlock(out, b * SM4_BLOCK_BYTES);
+  }
+  return out;
+}
+
+/** The 16-byte block at `offset` as a big-endian 128-bit counter, plus one (wrapping). */
+function incrementBlock(block: Uint8Array, offset: number): void {
+  for (let i = offset + SM4_BLOCK_BYTES - 1; i >= offset; i--) {
+    block[i] = ((block[i] as number) + 1) & 0xff;
+    if (block[i] !== 0) return;
+  }
 }
 
 /** ISO/IEC 9797-1 padding method 2: 0x80 then zeros to the block size (always adds a byte). */

@@ -11,7 +11,12 @@ export class DecodeError extends Error {
 }
 
 const utf8 = new TextEncoder();
-const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+/**
+ * Strict (bad UTF-8 is an error) and lossless: a leading EF BB BF stays a U+FEFF character
+ * instead of being dropped, so decoding then encoding gives back the same bytes and one
+ * value has exactly one encoding.
+ */
+const utf8Strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 export const U16_MAX = 0xffff;
 export const U32_MAX = 0xffff_ffff;
 

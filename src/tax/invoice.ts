@@ -131,6 +131,30 @@ export function encodeInvoice(inv: Invoice): Uint8Array {
   return out;
 }
 
+/** Offset of the invoice code's u16 length: version, kind, mode, then the type code's text. */
+function invoiceCodeOffset(bytes: Uint8Array): number {
+  return 3 + 2 + (((bytes[3] as number) << 8) | (bytes[4] as number));
+}
+
+/**
+ * The canonical encoding of a draft once the card has filled in code, number and time:
+ * the draft's own bytes with those three fields replaced. `draftBytes` must be a draft
+ * that decodeInvoice accepted -- decoding is strict and lossless, so its bytes are the
+ * canonical encoding and the result equals encodeInvoice of the filled-in invoice (a test
+ * holds the two equal), without re-encoding a dozen text fields on every issue.
+ */
+export function issuedInvoiceBytes(draftBytes: Uint8Array, invoiceCode: string, invoiceNumber: number, issuedAt: number): Uint8Array {
+  if (!/^\d{12}$/.test(invoiceCode)) throw new RangeError("invoice: invoiceCode must be 12 digits");
+  const at = invoiceCodeOffset(draftBytes);
+  const oldCode = ((draftBytes[at] as number) << 8) | (draftBytes[at + 1] as number);
+  const rest = draftBytes.subarray(at + 2 + oldCode + 8);
+  const w = new ByteWriter().raw(draftBytes.subarray(0, at));
+  text(w, invoiceCode, "invoiceCode");
+  const out = w.u32(invoiceNumber).u32(issuedAt).raw(rest).finish();
+  if (out.length > MAX_INVOICE_BYTES) throw new RangeError(`encoded invoice is ${out.length} bytes; at most ${MAX_INVOICE_BYTES}`);
+  return out;
+}
+
 export function decodeInvoice(bytes: Uint8Array): Invoice {
   if (bytes.length > MAX_INVOICE_BYTES) throw new DecodeError(`invoice of ${bytes.length} bytes exceeds ${MAX_INVOICE_BYTES}`);
   const r = new ByteReader(bytes, "invoice");
