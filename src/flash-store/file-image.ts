@@ -30,6 +30,10 @@ export const IMAGE_SECURE_OFFSET = 4096;
 export const IMAGE_TABLE_OFFSET = 8192;
 export const IMAGE_TABLE_ENTRY_BYTES = 8;
 const ALIGN = 4096;
+/** Pages a read of a block's last page fetches (its tail: a full block's summary pages fit in it). */
+export const TAIL_READ_AHEAD_PAGES = 8;
+/** An erased cell reads 0xFF (the file stores cells inverted, so holes are erased). */
+const ERASED_BYTE = 0xff;
 
 export const IH_MAGIC = 0;
 export const IH_VERSION = 8;
@@ -73,6 +77,8 @@ export class FileMedia implements Media {
   private readonly dataOffset: number;
   private readonly erasedBlock: Uint8Array;
   private fd: number;
+  /** The pages of the last tail read-ahead (see readPage): block, first page, their bytes (decoded), or block -1. */
+  private tail = { block: -1, first: 0, bytes: new Uint8Array(0) };
 
   private constructor(readonly path: string, fd: number, readonly geometry: Geometry, readonly endurance: number, private readonly durable: boolean) {
     this.fd = fd;
@@ -143,13 +149,44 @@ export class FileMedia implements Media {
     }
   }
 
+  /**
+   * A read of a block's last page fetches its last TAIL_READ_AHEAD_PAGES pages in one pread:
+   * a store keeps its block summaries there and mounts by reading them backwards from the
+   * last page, so a mount costs two system calls per block (header, tail) instead of one per
+   * page. The pages stay cached until the next tail read or a write or erase of that block
+   * (the image lock makes this process the file's only writer).
+   */
   readPage(block: number, page: number): Uint8Array | null {
+    const t = this.tail;
+    if (t.block === block && page >= t.first) return this.tailPage(page);
+    const last = this.geometry.pagesPerBlock - 1;
+    if (page === last) {
+      const first = Math.max(0, last - TAIL_READ_AHEAD_PAGES + 1);
+      const bytes = new Uint8Array((last - first + 1) * this.pageTotal);
+      readFully(this.fd, bytes, this.pageOffset(block, first));
+      invert(bytes);
+      this.tail = { block, first, bytes };
+      return this.tailPage(page);
+    }
     const out = new Uint8Array(this.pageTotal);
     readFully(this.fd, out, this.pageOffset(block, page));
     return invert(out) ? out : null;
   }
 
+  /** A page of the cached tail as a view (callers never modify what readPage returns), or null when erased. */
+  private tailPage(page: number): Uint8Array | null {
+    const at = (page - this.tail.first) * this.pageTotal;
+    const view = this.tail.bytes.subarray(at, at + this.pageTotal);
+    for (let i = 0; i < view.length; i++) if (view[i] !== ERASED_BYTE) return view;
+    return null;
+  }
+
+  private forgetTail(block: number): void {
+    if (this.tail.block === block) this.tail = { block: -1, first: 0, bytes: new Uint8Array(0) };
+  }
+
   writePage(block: number, page: number, content: Uint8Array): void {
+    this.forgetTail(block);
     if (this.writePointer(block) < page + 1) this.setWritePointer(block, page + 1); // table first (see header comment)
     const full = new Uint8Array(this.pageTotal).fill(0xff);
     full.set(content.subarray(0, this.pageTotal));
@@ -164,6 +201,7 @@ export class FileMedia implements Media {
    * a hole in the sparse file. The chip resets the pointer after this returns.
    */
   eraseBlock(block: number): void {
+    this.forgetTail(block);
     const used = this.writePointer(block);
     if (used === 0) return;
     writeFully(this.fd, this.erasedBlock.subarray(0, used * this.pageTotal), this.pageOffset(block, 0));

@@ -14,6 +14,6 @@ export { FlashStore, DecryptCache, type FlashStoreOptions, type FormatOptions, t
 export {
   runCutCampaign, runCutCampaignParallel, CutCampaignPool, CampaignWorkers, serveCampaignWorker, serveCutCampaignWorker, mergeCutResults, subShard, defaultJobs, checkJobs, MAX_JOBS, type WorkerHandler,
   randomScenario, campaignKey, SCENARIO_TYPES, diffStores, keysOf, replayId, bytesEqual, type RandomScenarioOptions, type CutScenario, type CutFailure, type CampaignOptions, type CampaignResult } from "./campaign.ts";
-export { FileMedia, createImage, openImage, saveImage, imageBytes, IMAGE_MAGIC, IMAGE_VERSION, IMAGE_HEADER_BYTES, IMAGE_SECURE_OFFSET, IMAGE_TABLE_OFFSET, type ImageOptions } from "./file-image.ts";
+export { FileMedia, createImage, openImage, saveImage, imageBytes, IMAGE_MAGIC, IMAGE_VERSION, IMAGE_HEADER_BYTES, IMAGE_SECURE_OFFSET, IMAGE_TABLE_OFFSET, TAIL_READ_AHEAD_PAGES, type ImageOptions } from "./file-image.ts";
 export { MemoryMedia, SECURE_AREA_BYTES, type Media, type MemorySnapshot } from "./media.ts";
 export { inspectChip, formatInspectReport, HISTOGRAM_BUCKETS, type InspectReport } from "./inspect.ts";

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createImage, FlashStore, openImage, SMALL_GEOMETRY, StoreError, TINY_FOR_TESTS, type StoreErrorCode } from "./file-helpers.ts";
+import { NandChip, TAIL_READ_AHEAD_PAGES } from "../../src/flash-store/index.ts";
 import { Rng } from "../../src/sim/index.ts";
 import { invoiceValue, WRITER_KEY } from "./fixtures/writer-shared.ts";
 import { KEY } from "./helpers.ts";
@@ -147,4 +148,36 @@ describe("SIGKILL of a writer process", () => {
     }
     expect(total).toBeGreaterThanOrEqual(KILLS); // every run committed at least one transaction
   }, process.env.UKEYSIM_LONG ? 0 : 120_000);
+});
+
+describe("file image tail read-ahead", () => {
+  it("reads exactly what a memory chip reads, whatever order programs, erases and reads come in", () => {
+    const geometry = { pageBytes: 512, spareBytes: 16, pagesPerBlock: 16, blocks: 8 };
+    const path = join(dir, "tail.img");
+    const file = createImage(path, { geometry, overwrite: true });
+    const memory = NandChip.memory({ geometry });
+    const rng = new Rng(31);
+    const next = new Array<number>(geometry.blocks).fill(0);
+    const pageTotal = geometry.pageBytes + geometry.spareBytes;
+    for (let step = 0; step < 3000; step++) {
+      const block = rng.int(geometry.blocks);
+      const r = rng.int(10);
+      if (r < 5 && (next[block] as number) < geometry.pagesPerBlock) {
+        const data = new Uint8Array(pageTotal).fill(0xff);
+        data.set(rng.bytes(1 + rng.int(pageTotal)));
+        const page = next[block] as number;
+        expect(file.program(block, page, data)).toBe(memory.program(block, page, data));
+        next[block] = page + 1;
+      } else if (r === 5 && rng.int(3) === 0) {
+        // Rare, so blocks fill into their tail between erases.
+        expect(file.erase(block)).toBe(memory.erase(block));
+        next[block] = 0;
+      } else {
+        // Mostly the tail, backwards from the last page, as a mount reads it.
+        const page = r < 8 ? geometry.pagesPerBlock - 1 - rng.int(TAIL_READ_AHEAD_PAGES + 2) : rng.int(geometry.pagesPerBlock);
+        expect(file.readPage(block, page), `step ${step} block ${block} page ${page}`).toEqual(memory.readPage(block, page));
+      }
+    }
+    file.close();
+  });
 });
