@@ -131,13 +131,7 @@ export class RecTable {
     const type = this.type[r] as number;
     if (this.typeTail[type] === r) return;
     this.unlink(r);
-    const tail = this.typeTail[type] as number;
-    this.prev[r] = tail;
-    this.next[r] = NIL;
-    if (tail === NIL) this.typeHead[type] = r;
-    else this.next[tail] = r;
-    this.typeTail[type] = r;
-    (this.typeCount[type] as number)++;
+    this.appendToType(r, type);
   }
 
   /** Records of `type` (count). */
@@ -180,7 +174,12 @@ export class RecTable {
     this.copy1[r] = NIL;
     this.mark0[r] = NIL;
     this.mark1[r] = NIL;
-    // append to the type's list
+    this.appendToType(r, type);
+    return r;
+  }
+
+  /** Links row r (of `type`, not linked) at the end of its type's list. */
+  private appendToType(r: number, type: number): void {
     const tail = this.typeTail[type] as number;
     this.prev[r] = tail;
     this.next[r] = NIL;
@@ -188,7 +187,6 @@ export class RecTable {
     else this.next[tail] = r;
     this.typeTail[type] = r;
     (this.typeCount[type] as number)++;
-    return r;
   }
 
   private unlink(r: number): void {
