@@ -19,7 +19,7 @@ import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, r
 import { StoreError } from "./api.ts";
 import { crc32 } from "./crc32.ts";
 import { checkGeometry, DEFAULT_GEOMETRY, describeGeometry, pageTotalBytes, sameGeometry, type Geometry } from "./geometry.ts";
-import { readU16, readU32, writeU16, writeU32 } from "./layout.ts";
+import { isErased, readU16, readU32, writeU16, writeU32 } from "./layout.ts";
 import { checkSecureWrite, SECURE_AREA_BYTES, type Media } from "./media.ts";
 import { ENDURANCE_CYCLES, NandChip } from "./nand.ts";
 
@@ -32,8 +32,6 @@ export const IMAGE_TABLE_ENTRY_BYTES = 8;
 const ALIGN = 4096;
 /** Pages a read of a block's last page fetches (its tail: a full block's summary pages fit in it). */
 export const TAIL_READ_AHEAD_PAGES = 8;
-/** An erased cell reads 0xFF (the file stores cells inverted, so holes are erased). */
-const ERASED_BYTE = 0xff;
 
 export const IH_MAGIC = 0;
 export const IH_VERSION = 8;
@@ -177,8 +175,7 @@ export class FileMedia implements Media {
   private tailPage(page: number): Uint8Array | null {
     const at = (page - this.tail.first) * this.pageTotal;
     const view = this.tail.bytes.subarray(at, at + this.pageTotal);
-    for (let i = 0; i < view.length; i++) if (view[i] !== ERASED_BYTE) return view;
-    return null;
+    return isErased(view, this.pageTotal) ? null : view;
   }
 
   private forgetTail(block: number): void {

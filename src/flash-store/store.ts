@@ -1879,10 +1879,6 @@ export class FlashStore implements RecordStore {
     }
   }
 
-  private readHeader(b: number): BlockHeader | null {
-    return this.parseHeader(b, this.readValidPage(b, 0));
-  }
-
   /** Reads page 0 once: the bad-block marker (spare byte 0) and the block header. */
   private readBlockStart(b: number): { bad: boolean; header: BlockHeader | null } {
     const raw = this.chip.readPageView(b, 0);
