@@ -19,7 +19,7 @@ import { UkeyClient, HostDb, setPassword } from "../../src/host/index.ts";
 import { decodeInvoice, formatInvoiceNumber } from "../../src/tax/index.ts";
 import { PASSWORD, PROFILE, SERIAL, WALL, personalizeWithCert, taxpayerRegistration } from "./support/rig.ts";
 
-const REQUESTS = 20;
+const REQUESTS = 40;
 const KILLS = 10;
 const UPLOAD_KILLS = 3;
 const CHILD = new URL("./support/kill-child.ts", import.meta.url).pathname;
@@ -89,7 +89,7 @@ it(`survives ${KILLS} SIGKILLs while issuing and ${UPLOAD_KILLS} while uploading
   const crashes = ["card:3", "print:2"];
   for (let k = 0; k < KILLS; k++) {
     const crash = crashes[k];
-    const run = await runChild([image, dbPath, printLog, "0", String(REQUESTS)], crash ? undefined : rng.range(5, 160), crash);
+    const run = await runChild([image, dbPath, printLog, "0", String(REQUESTS)], crash ? undefined : rng.range(5, 60), crash);
     const ready = run.lines.find((l) => l.startsWith("ready"));
     expect(ready, run.lines.join("\n")).toBeDefined();
     reconciled.push(ready as string);
