@@ -12,6 +12,8 @@
  * across a call that may allocate.
  */
 
+import { allocColumns, type Columns } from "./columns.ts";
+
 /** "No item": the null handle (also the end of a list). */
 export const NIL = -1;
 /**
@@ -21,26 +23,36 @@ export const NIL = -1;
  */
 const INITIAL_CAPACITY = 8;
 
+/** The columns of an item row (one buffer per table: columns.ts). */
+const ITEM_COLUMNS = {
+  kind: Uint8Array, flags: Uint8Array, type: Uint8Array, fragIndex: Uint8Array, fragCount: Uint8Array, live: Uint8Array,
+  length: Uint16Array, page: Uint16Array, offset: Uint16Array, id: Uint32Array, block: Int32Array, next: Int32Array,
+  version: Float64Array, frame: Float64Array,
+} as const;
+type ItemColumns = Columns<typeof ITEM_COLUMNS>;
+/** A table with no rows yet shares these (a mount reserves its size first: no 8-row table to throw away). */
+const NO_ROWS: ItemColumns = allocColumns(ITEM_COLUMNS, 0);
+
 export class ItemTable {
-  kind = new Uint8Array(0);
-  flags = new Uint8Array(0);
-  type = new Uint8Array(0);
-  fragIndex = new Uint8Array(0);
-  fragCount = new Uint8Array(0);
+  kind = NO_ROWS.kind;
+  flags = NO_ROWS.flags;
+  type = NO_ROWS.type;
+  fragIndex = NO_ROWS.fragIndex;
+  fragCount = NO_ROWS.fragCount;
   /** 1 while the item is counted in the live accounting (the store's addLive/dropLive). */
-  live = new Uint8Array(0);
+  live = NO_ROWS.live;
   /** Payload bytes (<= a page). */
-  length = new Uint16Array(0);
-  page = new Uint16Array(0);
-  offset = new Uint16Array(0);
-  id = new Uint32Array(0);
+  length = NO_ROWS.length;
+  page = NO_ROWS.page;
+  offset = NO_ROWS.offset;
+  id = NO_ROWS.id;
   /** Block holding the item, or -1 while staged (not yet programmed) or after its block was erased. */
-  block = new Int32Array(0);
+  block = NO_ROWS.block;
   /** Next item of the same block list (write order), or next free row. */
-  next = new Int32Array(0);
+  next = NO_ROWS.next;
   /** 48-bit counters: exact in a double. */
-  version = new Float64Array(0);
-  frame = new Float64Array(0);
+  version = NO_ROWS.version;
+  frame = NO_ROWS.frame;
   /**
    * Commit items: the reclaimed-record total of their payload, by handle. A map, not a
    * column: commits are ~1 item in 60 of a full device, a column cost 8 bytes on every row.
@@ -53,9 +65,8 @@ export class ItemTable {
   size = 0;
   private freeHead = NIL;
 
-  constructor(capacity = INITIAL_CAPACITY) {
-    this.resize(Math.max(1, capacity));
-  }
+  /** Rows are allocated on first use (alloc or reserve), `capacity` of them at least. */
+  constructor(private readonly initialCapacity = INITIAL_CAPACITY) {}
 
   get capacity(): number {
     return this.kind.length;
@@ -67,7 +78,7 @@ export class ItemTable {
     if (h !== NIL) {
       this.freeHead = this.next[h] as number;
     } else {
-      if (this.top === this.capacity) this.resize(this.capacity * 2);
+      if (this.top === this.capacity) this.resize(Math.max(this.capacity * 2, this.initialCapacity, 1));
       h = this.top++;
     }
     this.size++;
@@ -79,7 +90,7 @@ export class ItemTable {
 
   /** Makes sure the next `n` alloc() calls do not grow the table (so callers may hold the arrays). */
   reserve(n: number): void {
-    if (this.top + n > this.capacity) this.resize(Math.max(this.capacity * 2, this.top + n));
+    if (this.top + n > this.capacity) this.resize(Math.max(this.capacity * 2, this.top + n, this.initialCapacity));
   }
 
   /**
@@ -122,24 +133,25 @@ export class ItemTable {
   }
 
   private resize(capacity: number): void {
-    this.kind = grow(this.kind, new Uint8Array(capacity));
-    this.flags = grow(this.flags, new Uint8Array(capacity));
-    this.type = grow(this.type, new Uint8Array(capacity));
-    this.fragIndex = grow(this.fragIndex, new Uint8Array(capacity));
-    this.fragCount = grow(this.fragCount, new Uint8Array(capacity));
-    this.live = grow(this.live, new Uint8Array(capacity));
-    this.length = grow(this.length, new Uint16Array(capacity));
-    this.page = grow(this.page, new Uint16Array(capacity));
-    this.offset = grow(this.offset, new Uint16Array(capacity));
-    this.id = grow(this.id, new Uint32Array(capacity));
-    this.block = grow(this.block, new Int32Array(capacity));
-    this.next = grow(this.next, new Int32Array(capacity));
-    this.version = grow(this.version, new Float64Array(capacity));
-    this.frame = grow(this.frame, new Float64Array(capacity));
+    const c = allocColumns(ITEM_COLUMNS, capacity, this.columns());
+    this.kind = c.kind;
+    this.flags = c.flags;
+    this.type = c.type;
+    this.fragIndex = c.fragIndex;
+    this.fragCount = c.fragCount;
+    this.live = c.live;
+    this.length = c.length;
+    this.page = c.page;
+    this.offset = c.offset;
+    this.id = c.id;
+    this.block = c.block;
+    this.next = c.next;
+    this.version = c.version;
+    this.frame = c.frame;
   }
-}
 
-function grow<T extends Uint8Array | Uint16Array | Uint32Array | Int32Array | Float64Array>(old: T, neo: T): T {
-  neo.set(old as never);
-  return neo;
+  private columns(): ItemColumns {
+    const { kind, flags, type, fragIndex, fragCount, live, length, page, offset, id, block, next, version, frame } = this;
+    return { kind, flags, type, fragIndex, fragCount, live, length, page, offset, id, block, next, version, frame };
+  }
 }

@@ -20,6 +20,7 @@
 import { Rng, type TraceSink } from "../sim/index.ts";
 import { BAD_BLOCK_MARKER_OFFSET, checkGeometry, DEFAULT_GEOMETRY, pageTotalBytes, type Geometry } from "./geometry.ts";
 import { BLOCK_FLAG_FACTORY_BAD, MemoryMedia, type Media, type MemorySnapshot } from "./media.ts";
+import { Slab } from "./slab.ts";
 
 /** Erase cycles a block survives; the next erase or program fails. */
 export const ENDURANCE_CYCLES = 100_000;
@@ -66,33 +67,11 @@ function assert(condition: boolean, message: string): asserts condition {
   if (!condition) throw new Error(`NAND invariant violated: ${message}`);
 }
 
-/**
- * Page buffers for reads without a caller buffer, carved from shared slabs. Why: a fresh
- * Uint8Array of a page's size is an off-heap ArrayBuffer (~0.5 us to allocate and track on
- * this machine, more than the rest of the read), and a mount reads dozens of pages per
- * campaign cut point; a view into a slab costs ~40 ns. A slab lives while any page cut from
- * it does, so it is kept small (SLAB_BYTES bounds what one retained page can pin); pages
- * larger than a quarter slab are allocated on their own.
- */
-const SLAB_BYTES = 16 * 1024;
-let slab = new Uint8Array(SLAB_BYTES).fill(0xff);
-let slabUsed = 0;
+/** readPageView's answer for an erased page: no stored byte, every byte reads 0xFF. */
+const ERASED_VIEW = new Uint8Array(0);
 
-/**
- * An independent buffer of `bytes` bytes, all 0xFF (erased cells: a read then only copies
- * the page's stored, trimmed content). A plain Uint8Array: slice() copies, as usual.
- */
-function erasedBuffer(bytes: number): Uint8Array {
-  if (bytes > SLAB_BYTES / 4) return new Uint8Array(bytes).fill(0xff);
-  if (slabUsed + bytes > SLAB_BYTES) {
-    slab = new Uint8Array(SLAB_BYTES).fill(0xff);
-    slabUsed = 0;
-  }
-  const out = slab.subarray(slabUsed, slabUsed + bytes);
-  // Keep views 8-byte aligned, so a caller may lay wider typed arrays over one.
-  slabUsed += (bytes + 7) & ~7;
-  return out;
-}
+/** Page buffers for reads without a caller buffer: erased (0xFF) pieces of shared slabs (slab.ts). */
+const erasedPages = new Slab(ERASED);
 
 /** How a torn operation chooses the subset of bit changes it applies. */
 const enum TearMode { Nothing, Everything, Prefix, RandomBits }
@@ -282,15 +261,15 @@ export class NandChip {
    * The same read operation as readPage (observer, trace, counters, power cut, read faults),
    * without the copy when it can: with no read fault configured, the media's own bytes, which
    * may be SHORTER than a page (media trim trailing erased bytes: every byte past the end
-   * reads 0xFF). The caller must not modify the result. With read faults, a faulted full copy.
+   * reads 0xFF; an erased page is a zero-length view). The caller must not modify the result. With read faults, a faulted full copy.
    * Mount reads thousands of pages once each: a copy per page was most of its flash I/O cost.
    */
   readPageView(block: number, page: number): Uint8Array {
     this.checkPage(block, page);
-    this.begin({ kind: "read", block, page });
+    this.beginRead(block, page);
     const content = this.media.readPage(block, page);
     this.counters.reads++;
-    if (content && this.scheduledFlips.size === 0 && this.stuck.size === 0 && this.flipProbability === 0) return content;
+    if (this.scheduledFlips.size === 0 && this.stuck.size === 0 && this.flipProbability === 0) return content ?? ERASED_VIEW;
     const target = new Uint8Array(this.pageTotal).fill(ERASED);
     if (content) target.set(content);
     this.applyReadFaults(block, page, target);
@@ -307,7 +286,7 @@ export class NandChip {
       target = out;
       assert(target.length >= this.pageTotal, "read buffer too small");
       target.fill(ERASED, content ? content.length : 0, this.pageTotal);
-    } else target = erasedBuffer(this.pageTotal);
+    } else target = erasedPages.carve(this.pageTotal);
     if (content) target.set(content);
     this.applyReadFaults(block, page, target);
     this.counters.reads++;

@@ -19,40 +19,48 @@
  * consecutive ids, and a fully scattered hash cost a cache miss per insert.
  * Limits: ids are 32-bit, types 8-bit (RECORD_ID_MAX, RECORD_TYPE_MAX in api.ts).
  */
+import { allocColumns, type Columns } from "./columns.ts";
 import { NIL } from "./item-table.ts";
 
 const TYPES = 256;
 const INITIAL_ROWS = 8;
+/** The columns of a record row (one buffer per table: columns.ts). */
+const ROW_COLUMNS = {
+  type: Uint8Array, id: Uint32Array, kind: Uint8Array, version: Float64Array, length: Uint32Array,
+  copy0: Int32Array, copy1: Int32Array, mark0: Int32Array, mark1: Int32Array, prev: Int32Array, next: Int32Array,
+} as const;
+type RowColumns = Columns<typeof ROW_COLUMNS>;
+/** Per record type: first and last row, and how many rows. */
+const TYPE_COLUMNS = { typeHead: Int32Array, typeTail: Int32Array, typeCount: Uint32Array } as const;
 /**
  * A new table holds nothing (an empty device has no record): its arrays are these shared,
  * zero-length ones until the first insert, so 1000 empty stores cost no table memory.
  */
-const NONE_U8 = new Uint8Array(0);
-const NONE_U32 = new Uint32Array(0);
+const NO_ROWS: RowColumns = allocColumns(ROW_COLUMNS, 0);
+const NO_TYPES: Columns<typeof TYPE_COLUMNS> = allocColumns(TYPE_COLUMNS, 0);
 const NONE_I32 = new Int32Array(0);
-const NONE_F64 = new Float64Array(0);
 /** At least 32: the home slot takes its low 4 bits from the id and at least one from the hash. */
 const INITIAL_SLOTS = 32;
 const RUN_BITS = 4;
 
 export class RecTable {
-  type = NONE_U8;
-  id = NONE_U32;
+  type = NO_ROWS.type;
+  id = NO_ROWS.id;
   /** ITEM_PUT or ITEM_TOMBSTONE; 0 while a row is being built at mount (marks seen, no record yet). */
-  kind = NONE_U8;
-  version = NONE_F64;
+  kind = NO_ROWS.kind;
+  version = NO_ROWS.version;
   /** Value bytes of a PUT. */
-  length = NONE_U32;
-  copy0 = NONE_I32;
-  copy1 = NONE_I32;
-  mark0 = NONE_I32;
-  mark1 = NONE_I32;
-  private prev = NONE_I32;
-  private next = NONE_I32;
+  length = NO_ROWS.length;
+  copy0 = NO_ROWS.copy0;
+  copy1 = NO_ROWS.copy1;
+  mark0 = NO_ROWS.mark0;
+  mark1 = NO_ROWS.mark1;
+  private prev = NO_ROWS.prev;
+  private next = NO_ROWS.next;
   /** Per type: first and last row, rows (allocated with the first row). */
-  private typeHead = NONE_I32;
-  private typeTail = NONE_I32;
-  private typeCount = NONE_U32;
+  private typeHead = NO_TYPES.typeHead;
+  private typeTail = NO_TYPES.typeTail;
+  private typeCount = NO_TYPES.typeCount;
 
   /** Length 0 until the first insert; then a power of two >= INITIAL_SLOTS. */
   private slots = NONE_I32;
@@ -215,25 +223,24 @@ export class RecTable {
   }
 
   private resizeRows(rows: number): void {
-    const g = <T extends Uint8Array | Uint32Array | Int32Array | Float64Array>(old: T, neo: T): T => {
-      neo.set(old as never);
-      return neo;
-    };
-    this.type = g(this.type, new Uint8Array(rows));
-    this.id = g(this.id, new Uint32Array(rows));
-    this.kind = g(this.kind, new Uint8Array(rows));
-    this.version = g(this.version, new Float64Array(rows));
-    this.length = g(this.length, new Uint32Array(rows));
-    this.copy0 = g(this.copy0, new Int32Array(rows));
-    this.copy1 = g(this.copy1, new Int32Array(rows));
-    this.mark0 = g(this.mark0, new Int32Array(rows));
-    this.mark1 = g(this.mark1, new Int32Array(rows));
-    this.prev = g(this.prev, new Int32Array(rows));
-    this.next = g(this.next, new Int32Array(rows));
+    const { type, id, kind, version, length, copy0, copy1, mark0, mark1, prev, next } = this;
+    const c = allocColumns(ROW_COLUMNS, rows, { type, id, kind, version, length, copy0, copy1, mark0, mark1, prev, next });
+    this.type = c.type;
+    this.id = c.id;
+    this.kind = c.kind;
+    this.version = c.version;
+    this.length = c.length;
+    this.copy0 = c.copy0;
+    this.copy1 = c.copy1;
+    this.mark0 = c.mark0;
+    this.mark1 = c.mark1;
+    this.prev = c.prev;
+    this.next = c.next;
     if (this.typeHead.length === 0) {
-      this.typeHead = new Int32Array(TYPES).fill(NIL);
-      this.typeTail = new Int32Array(TYPES).fill(NIL);
-      this.typeCount = new Uint32Array(TYPES);
+      const t = allocColumns(TYPE_COLUMNS, TYPES);
+      this.typeHead = t.typeHead.fill(NIL);
+      this.typeTail = t.typeTail.fill(NIL);
+      this.typeCount = t.typeCount;
     }
   }
 }

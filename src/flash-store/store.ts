@@ -33,6 +33,7 @@
 import { hmacSm3, sm4Ctr, SM4_KEY_BYTES } from "../crypto/index.ts";
 import { checkTransaction, CRITICAL_TYPE_LIMIT, RECORD_TYPE_MAX, StoreError, type RecordStore, type StoreStats, type TxOp } from "./api.ts";
 import { crc32 } from "./crc32.ts";
+import { allocColumns } from "./columns.ts";
 import { BAD_BLOCK_MARKER_OFFSET, pageTotalBytes, sameGeometry, type Geometry } from "./geometry.ts";
 import {
   BH_BLOCKS, BH_BLOCK_SEQ, BH_ERASE_COUNT, BH_FORMAT_ID, BH_KEY_CHECK, BH_LANE, BH_MAGIC, BH_PAGES_PER_BLOCK, BH_PAGE_BYTES,
@@ -144,6 +145,11 @@ const EMPTY_PAYLOAD = new Uint8Array(0);
  * Each block also heads a list of its items (live or not) in write order, linked through
  * ItemTable.next: head/tail/count here.
  */
+const BLOCK_COLUMNS = {
+  state: Uint8Array, lane: Uint8Array, eraseCount: Int32Array, clean: Uint8Array, nextPage: Uint16Array,
+  liveCost: Int32Array, corrections: Uint32Array, head: Int32Array, tail: Int32Array, count: Uint16Array,
+} as const;
+
 class BlockTable {
   readonly state: Uint8Array;
   readonly lane: Uint8Array;
@@ -166,16 +172,17 @@ class BlockTable {
 
   constructor(readonly length: number) {
     this.freeCount = length; // a new table is all Free (BlockState.Free = 0)
-    this.state = new Uint8Array(length);
-    this.lane = new Uint8Array(length);
-    this.eraseCount = new Int32Array(length);
-    this.clean = new Uint8Array(length);
-    this.nextPage = new Uint16Array(length);
-    this.liveCost = new Int32Array(length);
-    this.corrections = new Uint32Array(length);
-    this.head = new Int32Array(length).fill(NIL);
-    this.tail = new Int32Array(length).fill(NIL);
-    this.count = new Uint16Array(length);
+    const c = allocColumns(BLOCK_COLUMNS, length); // one buffer (columns.ts)
+    this.state = c.state;
+    this.lane = c.lane;
+    this.eraseCount = c.eraseCount;
+    this.clean = c.clean;
+    this.nextPage = c.nextPage;
+    this.liveCost = c.liveCost;
+    this.corrections = c.corrections;
+    this.head = c.head.fill(NIL);
+    this.tail = c.tail.fill(NIL);
+    this.count = c.count;
   }
 
   setState(b: number, v: BlockState): void {
@@ -1847,6 +1854,7 @@ export class FlashStore implements RecordStore {
    * otherwise a full copy (trimmed bytes 0xFF) is what gets checked and corrected.
    */
   private validatePage(b: number, p: number, view: Uint8Array): Uint8Array | null {
+    if (view.length === 0) return null; // erased (a view stores no byte past its end: all read 0xFF)
     const cacheKey = b * this.g.pagesPerBlock + p;
     let page = view;
     if (!(view.length >= PAGE_HEADER_BYTES && readU16(view, PH_USED) <= view.length && pageLooksValid(view, this.g.pageBytes))) {
