@@ -24,27 +24,36 @@ export type ColumnSpec = Readonly<Record<string, ColumnCtor>>;
 
 export type Columns<S extends ColumnSpec> = { [K in keyof S]: InstanceType<S[K]> };
 
+/** A spec's columns in layout order (largest elements first), computed once per spec. */
+const layouts = new WeakMap<ColumnSpec, readonly (readonly [string, ColumnCtor])[]>();
+
+function layoutOf(spec: ColumnSpec): readonly (readonly [string, ColumnCtor])[] {
+  let layout = layouts.get(spec);
+  if (!layout) {
+    layout = ELEMENT_SIZES.flatMap((size) => Object.entries(spec).filter(([, ctor]) => ctor.BYTES_PER_ELEMENT === size));
+    layouts.set(spec, layout);
+  }
+  return layout;
+}
+
 /**
  * New columns of `rows` elements each, in one buffer, zero-filled; when `from` is given its
  * columns' first elements are copied over (growth: from.length <= rows).
  */
 export function allocColumns<S extends ColumnSpec>(spec: S, rows: number, from?: Columns<S>): Columns<S> {
   if (!Number.isInteger(rows) || rows < 0) throw new RangeError(`column rows must be a non-negative integer, got ${rows}`);
+  const layout = layoutOf(spec);
   let bytes = 0;
-  for (const size of ELEMENT_SIZES) for (const name in spec) if ((spec[name] as ColumnCtor).BYTES_PER_ELEMENT === size) bytes += size * rows;
+  for (const [, ctor] of layout) bytes += ctor.BYTES_PER_ELEMENT * rows;
   const piece = zeroed.carve(bytes);
   const buffer = piece.buffer as ArrayBuffer;
   const out = {} as Record<string, ColumnArray>;
   let at = piece.byteOffset;
-  for (const size of ELEMENT_SIZES) {
-    for (const name in spec) {
-      const ctor = spec[name] as ColumnCtor;
-      if (ctor.BYTES_PER_ELEMENT !== size) continue;
-      const column = new ctor(buffer, at, rows);
-      if (from) column.set(from[name] as never);
-      out[name] = column;
-      at += size * rows;
-    }
+  for (const [name, ctor] of layout) {
+    const column = new ctor(buffer, at, rows);
+    if (from) column.set(from[name] as never);
+    out[name] = column;
+    at += ctor.BYTES_PER_ELEMENT * rows;
   }
   return out as Columns<S>;
 }

@@ -39,6 +39,8 @@ const TYPE_COLUMNS = { typeHead: Int32Array, typeTail: Int32Array, typeCount: Ui
 const NO_ROWS: RowColumns = allocColumns(ROW_COLUMNS, 0);
 const NO_TYPES: Columns<typeof TYPE_COLUMNS> = allocColumns(TYPE_COLUMNS, 0);
 const NONE_I32 = new Int32Array(0);
+/** The hash's slot array (a small one comes from the shared slab too: columns.ts). */
+const SLOT_COLUMNS = { slots: Int32Array } as const;
 /** At least 32: the home slot takes its low 4 bits from the id and at least one from the hash. */
 const INITIAL_SLOTS = 32;
 const RUN_BITS = 4;
@@ -210,7 +212,7 @@ export class RecTable {
 
   private rehash(slotCount: number): void {
     const old = this.slots;
-    this.slots = new Int32Array(slotCount).fill(NIL);
+    this.slots = allocColumns(SLOT_COLUMNS, slotCount).slots.fill(NIL);
     this.shift = 32 - (Math.log2(slotCount) - RUN_BITS);
     const mask = slotCount - 1;
     for (let i = 0; i < old.length; i++) {

@@ -32,7 +32,6 @@
  */
 import { hmacSm3, sm4Ctr, SM4_KEY_BYTES } from "../crypto/index.ts";
 import { checkTransaction, CRITICAL_TYPE_LIMIT, RECORD_TYPE_MAX, StoreError, type RecordStore, type StoreStats, type TxOp } from "./api.ts";
-import { crc32 } from "./crc32.ts";
 import { allocColumns } from "./columns.ts";
 import { BAD_BLOCK_MARKER_OFFSET, pageTotalBytes, sameGeometry, type Geometry } from "./geometry.ts";
 import {
@@ -72,13 +71,19 @@ export const DEFAULT_FORMAT_ID = 1;
 const KEY_CHECK_LABEL = new TextEncoder().encode("ukeysim flash key check v1");
 
 /**
- * Memo of decryptions for campaigns that mount thousands of forks of one chip with one key:
- * plaintext by (version, fragment), trusted only when the CRC-32 of the (already verified) ciphertext matches.
+ * Memo for campaigns that mount thousands of forks of one chip with one key:
+ *  - plaintext by (version, fragment), trusted only when the CRC-32 of the (already
+ *    verified) item matches;
+ *  - the page views (NandChip.readPageView) already found valid (header and CRC), by
+ *    identity. Sound because nobody modifies a view once read (the chip's contract): a
+ *    copy-on-write fork hands out the very arrays its parent validated, and a torn or
+ *    faulted page is a new array, checked afresh.
  * Create one per data key; never share across keys.
  */
 export class DecryptCache {
   readonly plain = new Map<number, { crc: number; plain: Uint8Array }>();
   readonly keyChecks = new Map<number, Uint8Array>();
+  readonly validPages = new WeakSet<Uint8Array>();
   /** Entries kept before the cache is cleared (bounds memory). */
   static readonly LIMIT = 1 << 16;
 }
@@ -1857,7 +1862,7 @@ export class FlashStore implements RecordStore {
     if (view.length === 0) return null; // erased (a view stores no byte past its end: all read 0xFF)
     const cacheKey = b * this.g.pagesPerBlock + p;
     let page = view;
-    if (!(view.length >= PAGE_HEADER_BYTES && readU16(view, PH_USED) <= view.length && pageLooksValid(view, this.g.pageBytes))) {
+    if (!this.viewValid(view)) {
       page = new Uint8Array(this.pageTotal).fill(0xff);
       page.set(view.subarray(0, this.pageTotal));
       if (!pageLooksValid(page, this.g.pageBytes)) {
@@ -1873,6 +1878,15 @@ export class FlashStore implements RecordStore {
     if (this.pageCache.size > 64) this.pageCache.clear();
     this.pageCache.set(cacheKey, page);
     return page;
+  }
+
+  /** The view holds its whole used part and its header and CRC hold (remembered across mounts: DecryptCache). */
+  private viewValid(view: Uint8Array): boolean {
+    const known = this.cache?.validPages;
+    if (known?.has(view)) return true;
+    if (!(view.length >= PAGE_HEADER_BYTES && readU16(view, PH_USED) <= view.length && pageLooksValid(view, this.g.pageBytes))) return false;
+    known?.add(view);
+    return true;
   }
 
   private noteCorrections(b: number, n: number): void {
@@ -2090,12 +2104,18 @@ export class FlashStore implements RecordStore {
   }
 
 
+  /**
+   * The plaintext of a verified item (`bytes` from readItemBytes). The cache is keyed by
+   * version and fragment and checked against the item's CRC, which readItemBytes has just
+   * verified over the header and the ciphertext: the same test as a CRC of the ciphertext
+   * alone, without a second pass over it.
+   */
   private decryptItem(h: Item, bytes: Uint8Array): Uint8Array {
     const cipher = bytes.subarray(ITEM_HEADER_BYTES);
     const version = this.items.version[h] as number;
     const fragIndex = this.items.fragIndex[h] as number;
     if (!this.cache) return this.encrypt(version, fragIndex, cipher);
-    const crc = crc32(cipher);
+    const crc = readU32(bytes, IT_CRC);
     const memoKey = version * 256 + fragIndex;
     const hit = this.cache.plain.get(memoKey);
     if (hit && hit.crc === crc) return hit.plain;
