@@ -33,6 +33,7 @@
 import { hmacSm3, sm4Ctr, SM4_KEY_BYTES } from "../crypto/index.ts";
 import { checkTransaction, CRITICAL_TYPE_LIMIT, RECORD_TYPE_MAX, StoreError, type RecordStore, type StoreStats, type TxOp } from "./api.ts";
 import { allocColumns } from "./columns.ts";
+import { Slab } from "./slab.ts";
 import { BAD_BLOCK_MARKER_OFFSET, pageTotalBytes, sameGeometry, type Geometry } from "./geometry.ts";
 import {
   BH_BLOCKS, BH_BLOCK_SEQ, BH_ERASE_COUNT, BH_FORMAT_ID, BH_KEY_CHECK, BH_LANE, BH_MAGIC, BH_PAGES_PER_BLOCK, BH_PAGE_BYTES,
@@ -140,6 +141,13 @@ interface BlockInfo {
   liveCost: number;
   corrections: number;
 }
+
+/**
+ * The buffers get() returns are pieces of shared slabs (slab.ts), as Node's small Buffers
+ * are: a campaign reads every record of every mounted fork, and a fresh buffer per value
+ * was most of a read's cost. Each piece is the caller's own.
+ */
+const valueBuffers = new Slab(0);
 
 /** The payload of tombstones and marks (never written to). */
 const EMPTY_PAYLOAD = new Uint8Array(0);
@@ -2075,7 +2083,7 @@ export class FlashStore implements RecordStore {
     const count = this.items.fragCount[first] as number;
     if (this.fragSlots(r, c) !== count) return null;
     const length = this.recs.length[r] as number;
-    const out = new Uint8Array(length);
+    const out = valueBuffers.carve(length);
     let at = 0;
     for (let f = 0; f < count; f++) {
       const h = this.fragAt(r, c, f);
