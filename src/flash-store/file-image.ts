@@ -19,7 +19,7 @@ import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, r
 import { StoreError } from "./api.ts";
 import { crc32 } from "./crc32.ts";
 import { checkGeometry, DEFAULT_GEOMETRY, describeGeometry, pageTotalBytes, sameGeometry, type Geometry } from "./geometry.ts";
-import { isErased, readU16, readU32, writeU16, writeU32 } from "./layout.ts";
+import { readU16, readU32, writeU16, writeU32 } from "./layout.ts";
 import { checkSecureWrite, SECURE_AREA_BYTES, type Media } from "./media.ts";
 import { ENDURANCE_CYCLES, NandChip } from "./nand.ts";
 
@@ -46,6 +46,13 @@ export const IH_TABLE_OFFSET = 40;
 export const IH_DATA_OFFSET = 44;
 export const IH_CRC = 60;
 export const IMAGE_HEADER_USED = 64;
+
+/** States of a read-ahead page: as stored (inverted), decoded with data, decoded and erased. */
+const PAGE_RAW = 0;
+const PAGE_DATA = 1;
+const PAGE_ERASED = 2;
+/** No read-ahead held. */
+const NO_READ_AHEAD: { readonly first: number; readonly count: number; readonly bytes: Uint8Array; readonly decoded: Uint8Array } = { first: 0, count: 0, bytes: new Uint8Array(0), decoded: new Uint8Array(0) };
 
 const TE_ERASE_COUNT = 0;
 const TE_WRITE_POINTER = 4;
@@ -75,9 +82,12 @@ export class FileMedia implements Media {
   private readonly dataOffset: number;
   private readonly erasedBlock: Uint8Array;
   private fd: number;
-  /** The pages of the last tail read-ahead (see readPage): block, first page, their bytes (decoded), or block -1. */
-  private tail = { block: -1, first: 0, bytes: new Uint8Array(0) };
-
+  /**
+   * The pages of the last read-ahead (see readPage): a run of consecutive pages in the file
+   * (global index block * pagesPerBlock + page) as stored, i.e. inverted; a page is decoded
+   * in place when first handed out (`decoded`: PAGE_*), so pages nobody asks for cost no pass.
+   */
+  private ahead = NO_READ_AHEAD;
   private constructor(readonly path: string, fd: number, readonly geometry: Geometry, readonly endurance: number, private readonly durable: boolean) {
     this.fd = fd;
     this.pageTotal = pageTotalBytes(geometry);
@@ -148,42 +158,47 @@ export class FileMedia implements Media {
   }
 
   /**
-   * A read of a block's last page fetches its last TAIL_READ_AHEAD_PAGES pages in one pread:
-   * a store keeps its block summaries there and mounts by reading them backwards from the
-   * last page, so a mount costs two system calls per block (header, tail) instead of one per
-   * page. The pages stay cached until the next tail read or a write or erase of that block
-   * (the image lock makes this process the file's only writer).
+   * A read of a block's last page fetches its last TAIL_READ_AHEAD_PAGES pages and the next
+   * block's first page in one pread: a store keeps its block summaries in a block's tail and
+   * mounts by reading block headers (page 0) and tails in block order, and in the file the
+   * tail of block b runs straight into page 0 of block b + 1. So a mount costs about one
+   * system call per block instead of one per page. The pages stay cached until the next
+   * read-ahead or any write or erase (the image lock makes this process the file's only
+   * writer).
    */
   readPage(block: number, page: number): Uint8Array | null {
-    const t = this.tail;
-    if (t.block === block && page >= t.first) return this.tailPage(page);
-    const last = this.geometry.pagesPerBlock - 1;
-    if (page === last) {
-      const first = Math.max(0, last - TAIL_READ_AHEAD_PAGES + 1);
-      const bytes = new Uint8Array((last - first + 1) * this.pageTotal);
-      readFully(this.fd, bytes, this.pageOffset(block, first));
-      invert(bytes);
-      this.tail = { block, first, bytes };
-      return this.tailPage(page);
+    const ppb = this.geometry.pagesPerBlock;
+    const at = block * ppb + page;
+    const a = this.ahead;
+    if (at >= a.first && at < a.first + a.count) return this.aheadPage(at - a.first);
+    if (page === ppb - 1) {
+      const first = Math.max(block * ppb, at - TAIL_READ_AHEAD_PAGES + 1);
+      const end = Math.min(at + 2, this.geometry.blocks * ppb); // through page 0 of the next block, if any
+      const count = end - first;
+      const bytes = new Uint8Array(count * this.pageTotal);
+      readFully(this.fd, bytes, this.dataOffset + first * this.pageTotal);
+      this.ahead = { first, count, bytes, decoded: new Uint8Array(count) };
+      return this.aheadPage(at - first);
     }
     const out = new Uint8Array(this.pageTotal);
     readFully(this.fd, out, this.pageOffset(block, page));
     return invert(out) ? out : null;
   }
 
-  /** A page of the cached tail as a view (callers never modify what readPage returns), or null when erased. */
-  private tailPage(page: number): Uint8Array | null {
-    const at = (page - this.tail.first) * this.pageTotal;
-    const view = this.tail.bytes.subarray(at, at + this.pageTotal);
-    return isErased(view, this.pageTotal) ? null : view;
+  /** Page i of the read-ahead, decoded, as a view (callers never modify what readPage returns), or null when erased. */
+  private aheadPage(i: number): Uint8Array | null {
+    const a = this.ahead;
+    const view = a.bytes.subarray(i * this.pageTotal, (i + 1) * this.pageTotal);
+    if (a.decoded[i] === PAGE_RAW) a.decoded[i] = invert(view) ? PAGE_DATA : PAGE_ERASED;
+    return a.decoded[i] === PAGE_ERASED ? null : view;
   }
 
-  private forgetTail(block: number): void {
-    if (this.tail.block === block) this.tail = { block: -1, first: 0, bytes: new Uint8Array(0) };
+  private forgetReadAhead(): void {
+    this.ahead = NO_READ_AHEAD;
   }
 
   writePage(block: number, page: number, content: Uint8Array): void {
-    this.forgetTail(block);
+    this.forgetReadAhead();
     if (this.writePointer(block) < page + 1) this.setWritePointer(block, page + 1); // table first (see header comment)
     const full = new Uint8Array(this.pageTotal).fill(0xff);
     full.set(content.subarray(0, this.pageTotal));
@@ -198,7 +213,7 @@ export class FileMedia implements Media {
    * a hole in the sparse file. The chip resets the pointer after this returns.
    */
   eraseBlock(block: number): void {
-    this.forgetTail(block);
+    this.forgetReadAhead();
     const used = this.writePointer(block);
     if (used === 0) return;
     writeFully(this.fd, this.erasedBlock.subarray(0, used * this.pageTotal), this.pageOffset(block, 0));

@@ -151,6 +151,26 @@ describe("SIGKILL of a writer process", () => {
 });
 
 describe("file image tail read-ahead", () => {
+  it("forgets what it read ahead when a block is erased or programmed", () => {
+    const geometry = { pageBytes: 512, spareBytes: 16, pagesPerBlock: 16, blocks: 8 };
+    const path = join(dir, "ahead.img");
+    const file = createImage(path, { geometry, overwrite: true });
+    const pageTotal = geometry.pageBytes + geometry.spareBytes;
+    const rng = new Rng(5);
+    const last = geometry.pagesPerBlock - 1;
+    for (let p = 0; p <= last; p++) file.program(1, p, rng.bytes(pageTotal));
+    const tail = file.readPage(1, last); // reads ahead: the tail of block 1 and page 0 of block 2
+    file.erase(1);
+    expect(file.readPage(1, last)).toEqual(new Uint8Array(pageTotal).fill(0xff));
+    expect(file.readPage(1, last)).not.toEqual(tail);
+    file.readPage(1, last); // read ahead again (block 1 erased, block 2 page 0 erased)
+    const header = rng.bytes(pageTotal);
+    file.program(2, 0, header);
+    expect(file.readPage(2, 0)).toEqual(header);
+    file.close();
+  });
+
+
   it("reads exactly what a memory chip reads, whatever order programs, erases and reads come in", () => {
     const geometry = { pageBytes: 512, spareBytes: 16, pagesPerBlock: 16, blocks: 8 };
     const path = join(dir, "tail.img");
@@ -173,9 +193,11 @@ describe("file image tail read-ahead", () => {
         expect(file.erase(block)).toBe(memory.erase(block));
         next[block] = 0;
       } else {
-        // Mostly the tail, backwards from the last page, as a mount reads it.
+        // Mostly the tail, backwards from the last page, as a mount reads it, and the next
+        // block's header page (read ahead with the tail).
         const page = r < 8 ? geometry.pagesPerBlock - 1 - rng.int(TAIL_READ_AHEAD_PAGES + 2) : rng.int(geometry.pagesPerBlock);
         expect(file.readPage(block, page), `step ${step} block ${block} page ${page}`).toEqual(memory.readPage(block, page));
+        if (r < 8 && block + 1 < geometry.blocks && rng.int(2) === 0) expect(file.readPage(block + 1, 0), `step ${step} block ${block + 1} page 0`).toEqual(memory.readPage(block + 1, 0));
       }
     }
     file.close();
