@@ -44,6 +44,12 @@ export interface CampaignOptions {
   maxCuts?: number;
   /** Shard i of n: only cut operations whose index k has k % n === i (results of all shards add up). */
   shard?: { index: number; count: number };
+  /**
+   * Only cut operations with from <= k < to; with `to`, the scenario stops once it has run
+   * every operation below `to` (a worker thread that owns the first stretch of a campaign
+   * does not run the rest of it). The result is then `partial`.
+   */
+  range?: { from: number; to?: number };
 }
 
 export interface CampaignResult {
@@ -53,6 +59,8 @@ export interface CampaignResult {
   operations: number;
   /** Operation indices judged, ascending; only with maxCuts (a parallel run needs them to cut the merge where a serial run stops). */
   judged?: number[];
+  /** The scenario stopped early (range.to): `operations` counts only the operations it ran. */
+  partial?: true;
 }
 
 /** Every (type, id) a list of transactions touches. */
@@ -168,6 +176,7 @@ export function replayId(seed: number, scenario: string, cut: number): string {
 /** Runs the exhaustive single-cut campaign of one scenario. */
 export function runCutCampaign(scenario: CutScenario, options: CampaignOptions): CampaignResult {
   checkShard(options.shard);
+  checkRange(options.range);
   const chip = NandChip.memory({ geometry: options.geometry });
   const cache = new DecryptCache();
   const store = FlashStore.format(chip, { key: options.key, cache });
@@ -191,6 +200,7 @@ export function runCutCampaign(scenario: CutScenario, options: CampaignOptions):
     if (op.kind === "read" || cutPoints >= maxCuts) return;
     if (options.only && !options.only.has(k)) return;
     if (options.shard && k % options.shard.count !== options.shard.index) return;
+    if (options.range && (k < options.range.from || k >= (options.range.to ?? Number.POSITIVE_INFINITY))) return;
     cutPoints++;
     judged?.push(k);
     const torn = tearOperationOnFork(chip, op, new Rng(options.seed, k));
@@ -202,7 +212,13 @@ export function runCutCampaign(scenario: CutScenario, options: CampaignOptions):
   chip.setObserver(check);
   // The store's rollover count, carried from one transaction to the next (one stats() each).
   let reclaimed = store.stats().reclaimedRecords;
+  const stopAt = options.range?.to ?? Number.POSITIVE_INFINITY;
+  let partial = false;
   for (const tx of scenario.transactions) {
+    if (chip.opCount >= stopAt) {
+      partial = true; // every operation of the range has run (and been cut)
+      break;
+    }
     before = model;
     after = model.clone();
     after.commit(tx);
@@ -224,7 +240,7 @@ export function runCutCampaign(scenario: CutScenario, options: CampaignOptions):
     txIndex++;
   }
   chip.setObserver(null);
-  return { cutPoints, failures, operations: chip.opCount, ...(judged ? { judged } : {}) };
+  return { cutPoints, failures, operations: chip.opCount, ...(judged ? { judged } : {}), ...(partial ? { partial: true as const } : {}) };
 }
 
 function checkTorn(torn: NandChip, options: CampaignOptions, cache: DecryptCache, before: ModelStore, after: ModelStore, keys: readonly { type: number; id: number }[], rng: Rng): string | null {
@@ -418,6 +434,13 @@ export function serveCutCampaignWorker(): void {
 /** Worker threads for runCutCampaign: start once (cutCampaignPool), run many campaigns, close. */
 export class CutCampaignPool {
   private readonly workers: CampaignWorkers;
+  /**
+   * Operations each scenario ran when last seen here. A scenario seen before is split into
+   * stretches of consecutive operations (stretchOf), so a thread runs the scenario only up
+   * to its stretch's end; a new one is split by operation index modulo the threads (every
+   * thread runs it whole). Either split judges every cut once: results are the same.
+   */
+  private readonly operations = new Map<string, number>();
 
   constructor(readonly jobs = defaultJobs()) {
     this.workers = new CampaignWorkers(import.meta.url, "serveCutCampaignWorker", checkJobs(jobs));
@@ -430,10 +453,16 @@ export class CutCampaignPool {
    */
   async run(scenario: CutScenario, options: CampaignOptions): Promise<CampaignResult> {
     checkShard(options.shard);
-    const parts = await Promise.all(
-      Array.from({ length: this.jobs }, (_, j) => this.workers.call<CampaignResult>(j, { scenario, options: { ...options, shard: subShard(options.shard, j, this.jobs) } })),
-    );
-    return mergeCutResults(parts, options.maxCuts);
+    checkRange(options.range);
+    const known = this.operations.get(scenarioKey(scenario));
+    const split = (j: number): CampaignOptions =>
+      known === undefined || options.shard || options.range || this.jobs === 1
+        ? { ...options, shard: subShard(options.shard, j, this.jobs) }
+        : { ...options, range: stretchOf(known, j, this.jobs) };
+    const parts = await Promise.all(Array.from({ length: this.jobs }, (_, j) => this.workers.call<CampaignResult>(j, { scenario, options: split(j) })));
+    const merged = mergeCutResults(parts, options.maxCuts);
+    this.operations.set(scenarioKey(scenario), merged.operations);
+    return merged;
   }
 
   close(): Promise<void> {
@@ -452,6 +481,30 @@ export async function runCutCampaignParallel(scenario: CutScenario, options: Cam
   }
 }
 
+/** What identifies a scenario for the pool's memory of its length (a stale entry only unbalances the split). */
+function scenarioKey(scenario: CutScenario): string {
+  return `${scenario.name}/${scenario.setup.length}/${scenario.transactions.length}`;
+}
+
+/**
+ * The share of a campaign's time spent running its scenario (measured: ~8 of ~50 ms for
+ * the bench's 300-transaction scenario on a tiny chip); the rest is judging cut points.
+ * Only the balance of a stretch split depends on it, never a result.
+ */
+const SCENARIO_SHARE = 0.15;
+
+/**
+ * Stretch j of `jobs` over a scenario of `operations` operations, sized so that every thread
+ * takes about as long: thread j runs the scenario up to its stretch's end f_j (a cost S * f_j)
+ * and judges its own stretch (C * (f_j - f_j-1)); equal totals give f_j = (1 - a^j) / (1 - a^jobs)
+ * with a = C / (S + C). The last stretch is open-ended (it runs to the end, whatever the length).
+ */
+export function stretchOf(operations: number, j: number, jobs: number): { from: number; to?: number } {
+  const a = 1 - SCENARIO_SHARE;
+  const edge = (i: number) => Math.round((operations * (1 - a ** i)) / (1 - a ** jobs));
+  return j === jobs - 1 ? { from: edge(j) } : { from: edge(j), to: edge(j + 1) };
+}
+
 /**
  * Joins the results of disjoint shards of one campaign. With maxCuts the serial run stops
  * after the first maxCuts cut points in operation order; every part judged at most that many
@@ -459,14 +512,23 @@ export async function runCutCampaignParallel(scenario: CutScenario, options: Cam
  */
 export function mergeCutResults(parts: readonly CampaignResult[], maxCuts?: number): CampaignResult {
   if (parts.length === 0) throw new RangeError("merge needs at least one part");
-  const operations = (parts[0] as CampaignResult).operations;
-  for (const p of parts) if (p.operations !== operations) throw new Error(`parts ran different scenarios: ${p.operations} != ${operations} operations`);
+  // Parts that ran the whole scenario agree on its length; a partial one ran no further than it.
+  const whole = parts.filter((p) => !p.partial);
+  if (whole.length === 0) throw new RangeError("merge needs a part that ran the whole scenario");
+  const operations = (whole[0] as CampaignResult).operations;
+  for (const p of parts) if (p.partial ? p.operations > operations : p.operations !== operations) throw new Error(`parts ran different scenarios: ${p.operations} != ${operations} operations`);
   let failures = parts.flatMap((p) => p.failures).sort((a, b) => a.cut - b.cut);
   if (maxCuts === undefined) return { cutPoints: parts.reduce((n, p) => n + p.cutPoints, 0), failures, operations };
   const judged = parts.flatMap((p) => p.judged ?? []).sort((a, b) => a - b).slice(0, maxCuts);
   const last = judged.length ? (judged[judged.length - 1] as number) : -1;
   failures = failures.filter((f) => f.cut <= last);
   return { cutPoints: judged.length, failures, operations, judged };
+}
+
+function checkRange(range: CampaignOptions["range"]): void {
+  if (!range) return;
+  const { from, to } = range;
+  if (!Number.isInteger(from) || from < 0 || (to !== undefined && (!Number.isInteger(to) || to < from))) throw new RangeError(`range must be whole operation indices with 0 <= from <= to, got ${from}..${to}`);
 }
 
 function checkShard(shard: CampaignOptions["shard"]): void {
