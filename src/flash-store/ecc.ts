@@ -52,10 +52,15 @@ function syndromeOf(data: Uint8Array, start: number, length: number): number {
   return ((lineX ^ colX) << 1) | parity;
 }
 
-/** Computes the ECC of data[start, start+length) into out[outOffset .. +3). */
-export function eccEncode(data: Uint8Array, start: number, length: number, out: Uint8Array, outOffset: number): void {
+/**
+ * Computes the ECC of data[start, start+length) into out[outOffset .. +3). When the caller
+ * knows that the sector's bytes from `erasedFrom` on are all 0xFF (an erased tail), they are
+ * skipped: a 0xFF byte has even parity and bit-number XOR 0 (0^1^...^7), so it adds nothing
+ * to the syndrome, and the ECC is the same.
+ */
+export function eccEncode(data: Uint8Array, start: number, length: number, out: Uint8Array, outOffset: number, erasedFrom = start + length): void {
   if (length > ECC_MAX_SECTOR_BYTES) throw new RangeError(`ECC sector is at most ${ECC_MAX_SECTOR_BYTES} bytes`);
-  const s = syndromeOf(data, start, length);
+  const s = syndromeOf(data, start, Math.max(0, Math.min(length, erasedFrom - start)));
   const a = s >>> 1;
   const b = s & 1 ? a ^ INDEX_MASK : a;
   const packed = (a << INDEX_BITS) | b; // 24 bits

@@ -123,10 +123,15 @@ export function pageLooksValid(page: Uint8Array, pageBytes: number): boolean {
   return readU32(page, PH_CRC) === pageCrc(page, used);
 }
 
-/** Writes the ECC of every data sector into the spare area; spare byte 0 stays 0xFF. */
+/**
+ * Writes the ECC of every data sector of a sealed page into the spare area; spare byte 0
+ * stays 0xFF. The store builds every page erased and fills it up to its used length, so the
+ * bytes past PH_USED are 0xFF and the code skips them (eccEncode's erasedFrom).
+ */
 export function writeEcc(page: Uint8Array, g: Geometry): void {
   const sectors = g.pageBytes / ECC_SECTOR_BYTES;
-  for (let s = 0; s < sectors; s++) eccEncode(page, s * ECC_SECTOR_BYTES, ECC_SECTOR_BYTES, page, g.pageBytes + SPARE_ECC_OFFSET + s * ECC_BYTES_PER_SECTOR);
+  const used = readU16(page, PH_USED);
+  for (let s = 0; s < sectors; s++) eccEncode(page, s * ECC_SECTOR_BYTES, ECC_SECTOR_BYTES, page, g.pageBytes + SPARE_ECC_OFFSET + s * ECC_BYTES_PER_SECTOR, used);
 }
 
 export interface EccOutcome { corrected: number; uncorrectable: number }

@@ -17,6 +17,26 @@ function codeword(rng: Rng, bytes: number): { data: Uint8Array; ecc: Uint8Array 
 }
 
 describe("SEC-DED ECC", () => {
+  it("gives the same code when an erased (0xFF) tail of the sector is skipped", () => {
+    const rng = new Rng(3);
+    for (const used of [0, 1, 17, 200, 511, 512]) {
+      const data = new Uint8Array(512).fill(0xff);
+      data.set(rng.bytes(used));
+      const full = new Uint8Array(ECC_BYTES_PER_SECTOR);
+      const skipped = new Uint8Array(ECC_BYTES_PER_SECTOR);
+      eccEncode(data, 0, 512, full, 0);
+      eccEncode(data, 0, 512, skipped, 0, used);
+      expect(skipped).toEqual(full);
+    }
+    // Skipping bytes that are not erased changes the code: the caller's promise matters.
+    const data = rng.bytes(512);
+    const full = new Uint8Array(ECC_BYTES_PER_SECTOR);
+    const skipped = new Uint8Array(ECC_BYTES_PER_SECTOR);
+    eccEncode(data, 0, 512, full, 0);
+    eccEncode(data, 0, 512, skipped, 0, 100);
+    expect(skipped).not.toEqual(full);
+  });
+
   it("corrects every single-bit error of a 512-byte sector (data and ECC bits)", () => {
     const rng = new Rng(1);
     const { data, ecc } = codeword(rng, 512);
