@@ -454,10 +454,13 @@ export class NandChip {
     for (let p = 0; p < pages; p++) {
       const old = this.media.readPage(block, p);
       if (!old) continue;
+      if (mode === TearMode.Prefix) {
+        // The first prefixPages pages are erased whole (every bit set), the rest keep their cells.
+        if (p < prefixPages) this.media.writePage(block, p, ERASED_VIEW, true);
+        continue;
+      }
       const full = this.fullPage(block, p);
-      let mask: Uint8Array;
-      if (mode === TearMode.Prefix) mask = new Uint8Array(this.pageTotal).fill(p < prefixPages ? 0xff : 0);
-      else mask = rng.bytes(this.pageTotal);
+      const mask = rng.bytes(this.pageTotal);
       for (let i = 0; i < this.pageTotal; i++) full[i] = (full[i] as number) | (mask[i] as number);
       this.media.writePage(block, p, full, true);
     }

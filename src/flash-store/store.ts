@@ -1928,7 +1928,7 @@ export class FlashStore implements RecordStore {
       eraseCount: readU32(page, BH_ERASE_COUNT),
       seq: readU48(page, BH_BLOCK_SEQ),
       formatId: readU32(page, BH_FORMAT_ID),
-      keyCheck: page.slice(BH_KEY_CHECK, BH_KEY_CHECK + KEY_CHECK_BYTES),
+      keyCheck: page.subarray(BH_KEY_CHECK, BH_KEY_CHECK + KEY_CHECK_BYTES), // a view: validated pages are never modified
     };
   }
 
