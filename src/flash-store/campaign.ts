@@ -98,7 +98,7 @@ class StoreReading {
 
 function diffReading(reading: StoreReading, model: ModelStore): string | null {
   // Counts first: cheap, and most "not this model" cases differ there.
-  const sb = model.stats();
+  const sb = model.counts();
   const storeStats = reading.stats;
   if (storeStats.records !== sb.records) return `record count ${storeStats.records} != model ${sb.records}`;
   if (storeStats.reclaimedRecords !== sb.reclaimedRecords) return `reclaimed count ${storeStats.reclaimedRecords} != model ${sb.reclaimedRecords}`;
@@ -257,7 +257,7 @@ function checkTorn(torn: NandChip, options: CampaignOptions, cache: DecryptCache
     if (d1 === null) matched = before;
     else {
       // "after" may include rollover: the store says how many records it reclaimed.
-      const afterStats = after.stats();
+      const afterStats = after.counts();
       const rolled = reading.stats.reclaimedRecords - afterStats.reclaimedRecords;
       let afterRolled = after;
       if (rolled > 0 && rolled <= afterStats.reclaimableRecords) {

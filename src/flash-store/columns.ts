@@ -24,6 +24,18 @@ export type ColumnSpec = Readonly<Record<string, ColumnCtor>>;
 
 export type Columns<S extends ColumnSpec> = { [K in keyof S]: InstanceType<S[K]> };
 
+/** A typed view; one constructor call site per type, so each stays monomorphic (mount makes ~30 of these). */
+function view(ctor: ColumnCtor, buffer: ArrayBuffer, at: number, rows: number): ColumnArray {
+  switch (ctor) {
+    case Float64Array: return new Float64Array(buffer, at, rows);
+    case Int32Array: return new Int32Array(buffer, at, rows);
+    case Uint32Array: return new Uint32Array(buffer, at, rows);
+    case Uint16Array: return new Uint16Array(buffer, at, rows);
+    case Uint8Array: return new Uint8Array(buffer, at, rows);
+    default: throw new TypeError(`not a column type: ${String(ctor)}`);
+  }
+}
+
 /** A spec's columns in layout order (largest elements first), computed once per spec. */
 const layouts = new WeakMap<ColumnSpec, readonly (readonly [string, ColumnCtor])[]>();
 
@@ -50,7 +62,7 @@ export function allocColumns<S extends ColumnSpec>(spec: S, rows: number, from?:
   const out = {} as Record<string, ColumnArray>;
   let at = piece.byteOffset;
   for (const [name, ctor] of layout) {
-    const column = new ctor(buffer, at, rows);
+    const column = view(ctor, buffer, at, rows);
     if (from) column.set(from[name] as never);
     out[name] = column;
     at += ctor.BYTES_PER_ELEMENT * rows;
