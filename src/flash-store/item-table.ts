@@ -17,9 +17,8 @@ import { allocColumns, type Columns } from "./columns.ts";
 /** "No item": the null handle (also the end of a list). */
 export const NIL = -1;
 /**
- * Rows of a new table: an empty store holds a commit or two, and 1000 empty devices must stay
- * small; 8 rows keep even the Float64Arrays at 64 bytes, which V8 stores on its heap (no
- * separate backing store per array).
+ * Rows of a table's first allocation: an empty store holds a commit or two, and 1000 empty
+ * devices must stay small (8 rows are 352 bytes, carved from a shared slab: columns.ts).
  */
 const INITIAL_CAPACITY = 8;
 
