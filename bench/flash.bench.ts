@@ -182,7 +182,7 @@ const bench: BenchModule = {
       const { serial, pooled, jobs } = await cutPointsPerSecond();
       out["flash.cut_points_per_s"] = {
         value: Math.round(pooled.wall), unit: "cuts/s", goal: ">= 20000",
-        note: `${pooled.cuts} cuts (fork, tear, remount, full compare; 16x8x512 B chip) on ${jobs} worker threads, median of ${CUT_SAMPLES} runs after ${CUT_WARMUP_RUNS} warm-up runs: ${Math.round(pooled.wall / jobs)}/s per thread, ${Math.round(pooled.cpu)} per CPU second; one thread in process ${Math.round(serial.wall)}/s (${Math.round(serial.cpu)} per CPU second); ${loadNote()}`,
+        note: `${pooled.cuts} cuts (fork, tear, remount, full compare; 16x8x512 B chip) on ${jobs} worker threads (each runs the scenario up to the end of its stretch of operations), median of ${CUT_SAMPLES} runs after ${CUT_WARMUP_RUNS} warm-up runs: ${Math.round(pooled.wall / jobs)}/s per thread, ${Math.round(pooled.cpu)} per CPU second; one thread in process ${Math.round(serial.wall)}/s (${Math.round(serial.cpu)} per CPU second); ${loadNote()}`,
       };
     }
     if (wants("flash.tx_per_s") || wants("flash.write_amplification")) {
