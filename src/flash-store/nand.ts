@@ -305,8 +305,10 @@ export class NandChip {
   /**
    * Programs a page (data + spare, exactly pageBytes + spareBytes). Returns false on status
    * failure (worn-out or bad block). Throws RangeError when the caller breaks a NAND rule.
+   * With `handOver` the caller gives `data` away (a fresh buffer it never touches again), so
+   * the chip may keep it as the page's cells instead of a copy.
    */
-  program(block: number, page: number, data: Uint8Array): boolean {
+  program(block: number, page: number, data: Uint8Array, handOver = false): boolean {
     this.checkPage(block, page);
     if (data.length !== this.pageTotal) throw new RangeError(`program needs exactly ${this.pageTotal} bytes, got ${data.length}`);
     const pointer = this.media.writePointer(block);
@@ -320,7 +322,8 @@ export class NandChip {
       this.media.setWritePointer(block, page + 1);
       return false;
     }
-    this.media.writePage(block, page, this.programmed(block, page, data, data.length));
+    const cells = this.programmed(block, page, data, data.length);
+    this.media.writePage(block, page, cells, handOver || cells !== data); // a fresh result of programmed() is ours to give
     this.media.setWritePointer(block, page + 1);
     this.counters.bytesProgrammed += this.pageTotal;
     return true;

@@ -1772,7 +1772,7 @@ export class FlashStore implements RecordStore {
       writeU16(page, PH_TOTAL, 0);
       sealPageHeader(page);
       writeEcc(page, this.g);
-      const ok = this.chip.program(b, info.nextPage, page);
+      const ok = this.chip.program(b, info.nextPage, page, true); // a fresh page, never touched again
       info.nextPage++;
       if (ok) {
         for (const p of w.pending) this.table.pushItem(b, p.ref, it);
@@ -1825,7 +1825,7 @@ export class FlashStore implements RecordStore {
       writeU16(page, PH_TOTAL, total);
       sealPageHeader(page);
       writeEcc(page, this.g);
-      if (!this.chip.program(b, this.g.pagesPerBlock - total + i, page)) {
+      if (!this.chip.program(b, this.g.pagesPerBlock - total + i, page, true)) {
         info.state = BlockState.Unsealed;
         this.gcQueue.add(b);
         this.retiring.add(b);
@@ -1870,7 +1870,7 @@ export class FlashStore implements RecordStore {
       sealPageHeader(page);
       writeEcc(page, this.g);
       info.clean = false;
-      if (!this.chip.program(pick, 0, page)) {
+      if (!this.chip.program(pick, 0, page, true)) {
         this.chip.markBad(pick);
         info.state = BlockState.Bad;
         continue;
