@@ -283,14 +283,17 @@ interface ItemScan {
   commitItems: Item[];
   /** Commit items copied by GC (version = the frame committed, frame = the carrier's frame). */
   relocatedCommits: Item[];
+  /** First fragments of PUTs and tombstones, second copies not counted: about the records' rows. */
+  recordItems: number;
 }
 
 /** Mount, pass 1 over every item: the largest version and frame, and the commits. */
 function scanItems(it: ItemTable): ItemScan {
-  const { kind, version, frame } = it;
+  const { kind, flags, fragIndex, version, frame } = it;
   const n = it.top;
   let maxVersion = 0;
   let maxFrame = 0;
+  let recordItems = 0;
   const committed = new Set<number>();
   const commitItems: Item[] = [];
   const relocatedCommits: Item[] = [];
@@ -302,11 +305,12 @@ function scanItems(it: ItemTable): ItemScan {
       commitItems.push(h);
       if (v === f) committed.add(f);
       else relocatedCommits.push(h);
-    } else if (v > maxVersion) {
-      maxVersion = v;
+    } else {
+      if (v > maxVersion) maxVersion = v;
+      if (kind[h] !== ITEM_MARK && fragIndex[h] === 0 && ((flags[h] as number) & FLAG_COPY2) === 0) recordItems++;
     }
   }
-  return { maxVersion, maxFrame, committed, commitItems, relocatedCommits };
+  return { maxVersion, maxFrame, committed, commitItems, relocatedCommits, recordItems };
 }
 
 /** A relocated commit counts when the frame carrying it was committed (repeat until nothing changes). */
@@ -486,7 +490,6 @@ export class FlashStore implements RecordStore {
     for (let b = 0; b < counts.length; b++) maxKnown = Math.max(maxKnown, counts[b] as number);
     for (let b = 0; b < counts.length; b++) if ((counts[b] as number) < 0) counts[b] = maxKnown; // unknown: assume the worst seen
     this.items.reserve(entries);
-    this.recs.reserve(entries); // at most one record per item
     for (const { b, pages, sealed } of loaded) {
       if (sealed) for (const page of pages) this.loadSummaryPage(page as Uint8Array, b);
       else this.loadDataPages(b, pages);
@@ -517,6 +520,10 @@ export class FlashStore implements RecordStore {
     const it = this.items;
     assert(it.size === it.top, "mount expects an item table without free rows");
     const scan = scanItems(it);
+    // About one row per record item (old versions count too; a key seen only in a mark or a
+    // lone second copy grows the table): reserving a row per item, as before, made the table
+    // of a store full of superseded versions many times larger than its records.
+    this.recs.reserve(scan.recordItems);
     closeRelocatedCommits(it, scan.relocatedCommits, scan.committed);
     this.indexRecords(scan.committed);
     this.mountAccounting();
@@ -562,8 +569,7 @@ export class FlashStore implements RecordStore {
         this.mountMark(r, c, h);
         continue;
       }
-      // The row's arrays are read afresh: findOrInsert does not grow them here (load reserved
-      // a row per item), but resetRec/setFrag go through the table.
+      // The row's arrays are read afresh through `recs`: findOrInsert may grow them.
       const rk = recs.kind[r] as number;
       if (rk === 0) {
         // A new row (or one with marks only): no items and length 0 yet, nothing to clear.
