@@ -15,7 +15,7 @@
  */
 import { PinRef, issuer, call, verifyPin, selectApplication, decodeBatch, transceive, encodeCommand, CLA_ISO, CLA_PROPRIETARY, INS, TAX_AID, PIN_MAX_TRIES, type Send, type PurchaseRecord } from "../src/tax/index.ts";
 import { Rng, MemoryTrace, toHex, type TraceEvent } from "../src/sim/index.ts";
-import { tearOperationOnFork, DecryptCache, FlashStore, NandChip, bytesEqual, type ChipSnapshot, type NandOp, type RecordStore } from "../src/flash-store/index.ts";
+import { tearOperationOnFork, DecryptCache, FlashStore, NandChip, bytesEqual, type ChipSnapshot, type NandOp } from "../src/flash-store/index.ts";
 import { sm3 } from "../src/crypto/index.ts";
 import { SimDevice, CAMPAIGN_GEOMETRY, HIL_START_SECONDS } from "./sim-device.ts";
 import { simIssuerKeys, type IssuerKeys } from "./issuer-keys.ts";
@@ -342,46 +342,69 @@ async function judge(base: SimDevice, chip: NandChip, pins: string[], watch: { c
   return fingerprint(sendOf(dev, trace, seq), pins, watch);
 }
 
-/** Every record of a store (values by reference) and its rollover count. */
+/**
+ * Every record of a store (values by reference) and its rollover count, with the read-only
+ * store they were read from (sameValue compares a torn fork's record with it first).
+ */
 interface RecordSet {
+  store: FlashStore;
   entries: { type: number; id: number; value: Uint8Array; reclaimable: boolean }[];
   reclaimed: number;
 }
 
-function recordSet(store: RecordStore): RecordSet {
+/**
+ * The record set of a read-only store. A record that is the same bytes on flash as in `donor`
+ * (readsSameAs: get() returns an equal value, and does not throw, as it did there) takes the
+ * donor's value instead of being read again: a step changes a few records of hundreds.
+ */
+function recordSet(store: FlashStore, donor?: RecordSet): RecordSet {
   const stats = store.stats();
   const entries: RecordSet["entries"] = [];
+  const known = donor ? new Map(donor.entries.map((e) => [entryKey(e.type, e.id), e.value])) : undefined;
   for (const t of Object.keys(stats.recordsByType).map(Number).sort((x, y) => x - y)) {
-    for (const id of store.ids(t)) entries.push({ type: t, id, value: store.get(t, id)!, reclaimable: store.isReclaimable(t, id) });
+    for (const id of store.ids(t)) {
+      const value = donor && store.readsSameAs(donor.store, t, id) ? known!.get(entryKey(t, id))! : store.get(t, id)!;
+      entries.push({ type: t, id, value, reclaimable: store.isReclaimable(t, id) });
+    }
   }
-  return { entries, reclaimed: stats.reclaimedRecords };
+  return { store, entries, reclaimed: stats.reclaimedRecords };
+}
+
+const entryKey = (type: number, id: number): string => `${type}/${id}`;
+
+/**
+ * Does `store` hold the entry's value? Exactly `store.get(...)` compared with it (same answer,
+ * same throws), but without reading when readsSameAs shows the record is the same bytes on
+ * flash as in the store the entry was read from.
+ */
+function sameValue(store: FlashStore, from: FlashStore, e: RecordSet["entries"][number]): boolean {
+  if (store.readsSameAs(from, e.type, e.id)) return true;
+  const v = store.get(e.type, e.id);
+  return v !== undefined && bytesEqual(v, e.value);
 }
 
 /** The entries of `a` that `b` lacks or holds differently: what a step changed (checked first). */
 function changedEntries(a: RecordSet, b: RecordSet): RecordSet["entries"] {
-  const index = new Map(b.entries.map((e) => [`${e.type}/${e.id}`, e]));
+  const index = new Map(b.entries.map((e) => [entryKey(e.type, e.id), e]));
   return a.entries.filter((e) => {
-    const o = index.get(`${e.type}/${e.id}`);
-    return !o || o.reclaimable !== e.reclaimable || !bytesEqual(o.value, e.value);
+    const o = index.get(entryKey(e.type, e.id));
+    return !o || o.reclaimable !== e.reclaimable || (o.value !== e.value && !bytesEqual(o.value, e.value));
   });
 }
 
-function sameEntries(store: RecordStore, entries: RecordSet["entries"]): boolean {
+/** Each entry (read from `set`'s store) has its value and reclaimable flag in `store`. */
+function sameEntries(store: FlashStore, set: RecordSet, entries: RecordSet["entries"]): boolean {
   for (const e of entries) {
-    const v = store.get(e.type, e.id);
-    if (!v || !bytesEqual(v, e.value) || store.isReclaimable(e.type, e.id) !== e.reclaimable) return false;
+    if (!sameValue(store, set.store, e) || store.isReclaimable(e.type, e.id) !== e.reclaimable) return false;
   }
   return true;
 }
 
-function sameRecords(store: RecordStore, set: RecordSet): boolean {
+/** `store` holds exactly `set`: the same records (values, reclaimable flags) and rollover count. */
+function sameRecords(store: FlashStore, set: RecordSet): boolean {
   const stats = store.stats();
   if (stats.records !== set.entries.length || stats.reclaimedRecords !== set.reclaimed) return false;
-  for (const e of set.entries) {
-    const v = store.get(e.type, e.id);
-    if (!v || !bytesEqual(v, e.value) || store.isReclaimable(e.type, e.id) !== e.reclaimable) return false;
-  }
-  return true;
+  return sameEntries(store, set, set.entries);
 }
 
 interface ScenarioRun {
@@ -398,6 +421,8 @@ interface ScenarioRun {
   watch: { code: string; number: number }[];
   /** The same as record sets (the fast path of the judge), read when first needed (setOf). */
   sets: Map<NandChip, RecordSet>;
+  /** The set read last (the next one takes the values of its unchanged records). */
+  lastSet?: RecordSet;
   cuts: RecordedCut[];
   device: SimDevice;
   opSteps: Map<number, { step: number; name: string; op: NandOp }>;
@@ -446,8 +471,9 @@ function setOf(run: ScenarioRun, side: "before" | "after", step: number): Record
   const chip = (side === "before" ? run.beforeChips : run.afterChips)[step]!;
   let set = run.sets.get(chip);
   if (!set) {
-    set = recordSet(FlashStore.mount(chip.fork(), { key: run.device.storeKey, cache: run.device.decryptCache, readOnly: true }));
+    set = recordSet(FlashStore.mount(chip.fork(), { key: run.device.storeKey, cache: run.device.decryptCache, readOnly: true }), run.lastSet);
     run.sets.set(chip, set);
+    run.lastSet = set;
   }
   return set;
 }
@@ -487,8 +513,8 @@ async function verdictOf(run: ScenarioRun, step: number, chip: NandChip, pins: s
       const after = setOf(run, "after", step);
       let changed = run.changed[step];
       if (!changed) changed = run.changed[step] = { old: changedEntries(before, after), new: changedEntries(after, before) };
-      if (sameEntries(store, changed.old) && sameRecords(store, before)) return { verdict: "old" };
-      if (sameEntries(store, changed.new) && sameRecords(store, after)) return { verdict: "new" };
+      if (sameEntries(store, before, changed.old) && sameRecords(store, before)) return { verdict: "old" };
+      if (sameEntries(store, after, changed.new) && sameRecords(store, after)) return { verdict: "new" };
     }
   }
   const print = await judge(run.device, chip, pins, watch);
