@@ -407,6 +407,9 @@ function sameRecords(store: FlashStore, set: RecordSet): boolean {
   return sameEntries(store, set, set.entries);
 }
 
+/** APDU-judged record sets a run remembers at most (each costs a scan per later judged point). */
+const MAX_JUDGED_SETS = 8;
+
 interface ScenarioRun {
   /**
    * The chip right before each step's command (after its prep) and right after it; their
@@ -423,6 +426,8 @@ interface ScenarioRun {
   sets: Map<NandChip, RecordSet>;
   /** The set read last (the next one takes the values of its unchanged records). */
   lastSet?: RecordSet;
+  /** Record sets of APDU-judged torn stores, with their fingerprints (judgedPrint). */
+  judged: { set: RecordSet; print: Fingerprint }[];
   cuts: RecordedCut[];
   device: SimDevice;
   opSteps: Map<number, { step: number; name: string; op: NandOp }>;
@@ -459,7 +464,7 @@ async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record 
     afterSnap = dev.chip.snapshot();
     afterChips.push(NandChip.fromSnapshot(afterSnap));
   }
-  return { beforeChips, afterChips, prints: new Map(), changed: [], pins, watch, sets: new Map(), cuts, device: dev, opSteps };
+  return { beforeChips, afterChips, prints: new Map(), changed: [], pins, watch, sets: new Map(), judged: [], cuts, device: dev, opSteps };
 }
 
 /**
@@ -500,10 +505,11 @@ function printOf(run: ScenarioRun, side: "before" | "after", step: number): Prom
  * with fullJudge) a fresh COS is powered on over the chip and fingerprinted through APDUs.
  */
 async function verdictOf(run: ScenarioRun, step: number, chip: NandChip, pins: string[], watch: { code: string; number: number }[], fullJudge: boolean, twoCuts: boolean): Promise<{ verdict: "old" | "new" | null; print?: Fingerprint }> {
+  let store: FlashStore | undefined;
   if (!fullJudge) {
-    let store: FlashStore | undefined;
     try {
-      store = FlashStore.mount(chip, { key: run.device.storeKey, cache: run.device.decryptCache, readOnly: true });
+      // on a fork: the APDU judge below writes `chip` (repair, login), and this store must see it unchanged (readsSameAs)
+      store = FlashStore.mount(chip.fork(), { key: run.device.storeKey, cache: run.device.decryptCache, readOnly: true });
     } catch {
       store = undefined; // the full judge reports what happens on power-on
     }
@@ -517,9 +523,41 @@ async function verdictOf(run: ScenarioRun, step: number, chip: NandChip, pins: s
       if (sameEntries(store, after, changed.new) && sameRecords(store, after)) return { verdict: "new" };
     }
   }
-  const print = await judge(run.device, chip, pins, watch);
+  const print = (store && judgedPrint(run, store)) ?? (await judgeAndRemember(run, chip, store, pins, watch));
   const [before, after] = [await printOf(run, "before", step), await printOf(run, "after", step)];
   return { verdict: twoCuts ? oldOrNew(print, before, after, 2, PIN_MAX_TRIES) : oldOrNew(print, before, after), print };
+}
+
+/**
+ * The fingerprint of an earlier APDU-judged point of the run whose torn store holds exactly
+ * the same record set as `store`, if any. Sound on the fast path's own ground: the COS's
+ * answers are a function of its records (the secure area, clock, PINs and watched invoices
+ * being the same within a run), so two stores with one record set fingerprint alike. (A PIN
+ * check's decrement, cut before its restore, leaves one such set at several cut points.)
+ * A read that throws here is no match: the point is then judged through APDUs as before.
+ */
+function judgedPrint(run: ScenarioRun, store: FlashStore): Fingerprint | undefined {
+  for (const j of run.judged) {
+    try {
+      if (sameRecords(store, j.set)) return j.print;
+    } catch {
+      // an unreadable record: not shown equal
+    }
+  }
+  return undefined;
+}
+
+/** The APDU judge's fingerprint of `chip`, remembered with the record set of its read-only `store` (judgedPrint). */
+async function judgeAndRemember(run: ScenarioRun, chip: NandChip, store: FlashStore | undefined, pins: string[], watch: { code: string; number: number }[]): Promise<Fingerprint> {
+  const print = await judge(run.device, chip, pins, watch);
+  if (store && run.judged.length < MAX_JUDGED_SETS) {
+    try {
+      run.judged.push({ set: recordSet(store, run.lastSet), print });
+    } catch {
+      // an unreadable record: nothing to remember
+    }
+  }
+  return print;
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * The campaign's record-set fast path (and its shortcuts: records shown equal by
- * FlashStore.readsSameAs, boundary values taken from the previous boundary) must decide
+ * FlashStore.readsSameAs, boundary values taken from the previous boundary, the fingerprint of
+ * an earlier APDU-judged point with the same record set) must decide
  * every point exactly as the full APDU judge does: same points, same verdicts, same failures.
  */
 import { describe, expect, it } from "vitest";
