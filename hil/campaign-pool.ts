@@ -17,12 +17,17 @@ import { CampaignWorkers, checkJobs, defaultJobs, serveCampaignWorker, type Work
 import { campaignId, runCampaign, SCENARIOS, scenarioByName, type CampaignOptions, type CampaignResult, type PointResult } from "./campaign.ts";
 import { WHOLE, type Shard } from "./shard.ts";
 
-/** The options a worker thread can take (no functions, no custom scenarios: they do not cross threads). */
-type WorkerOptions = Omit<CampaignOptions, "customScenarios" | "now" | "onTimings" | "onProgress">;
+/**
+ * The options a worker thread can take (no functions, no custom scenarios: they do not cross
+ * threads); `progress`: post (done, total) after each point (only when the caller listens:
+ * a message per point is a measurable part of a small campaign).
+ */
+type WorkerOptions = Omit<CampaignOptions, "customScenarios" | "now" | "onTimings" | "onProgress"> & { progress?: boolean };
 
 /** On a CampaignPool's worker thread: serves runCampaign requests. */
 export function serveCampaignPoolWorker(): void {
-  serveCampaignWorker(((options: WorkerOptions, progress: (p: unknown) => void) => runCampaign({ ...options, onProgress: (done, total) => progress([done, total]) })) as WorkerHandler);
+  serveCampaignWorker((({ progress: wanted, ...options }: WorkerOptions, progress: (p: unknown) => void) =>
+    runCampaign(wanted ? { ...options, onProgress: (done, total) => progress([done, total]) } : options)) as WorkerHandler);
 }
 
 export class CampaignPool {
@@ -41,7 +46,8 @@ export class CampaignPool {
   async run(options: CampaignOptions): Promise<CampaignResult> {
     if (options.customScenarios?.length) throw new RangeError("custom scenarios cannot run on worker threads (functions do not cross threads): use runCampaign");
     if (options.only) return runCampaign(options); // one item: nothing to spread
-    const { onProgress, now, onTimings: _onTimings, customScenarios: _custom, ...plain } = options;
+    const { onProgress, now, onTimings: _onTimings, customScenarios: _custom, ...rest } = options;
+    const plain: WorkerOptions = { ...rest, ...(onProgress ? { progress: true } : {}) };
     const shard = options.shard ?? WHOLE;
     const tally = progressTally(onProgress);
     if ((options.mode ?? "exhaustive") === "exhaustive" && shard.count === 1) return this.byScenario(plain, tally, now);
