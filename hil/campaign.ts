@@ -304,7 +304,7 @@ const setupMemo = new Map<string, Promise<SimDevice>>();
  * A fresh fork of the scenario's starting point: the blank or personalized base, with the
  * scenario's (uncut) set-up already run; powered on and logged in (startScenario).
  */
-async function scenarioDevice(seed: number, keys: IssuerKeys, sc: Scenario): Promise<{ dev: SimDevice; cardKey: Uint8Array }> {
+async function scenarioDevice(seed: number, keys: IssuerKeys, sc: Scenario): Promise<{ dev: SimDevice; cardKey: Uint8Array; from: SimDevice }> {
   const b = await bases(seed, keys);
   const base = sc.blank ? b.blank : b.personalized;
   let start: Promise<SimDevice> | undefined;
@@ -324,10 +324,11 @@ async function scenarioDevice(seed: number, keys: IssuerKeys, sc: Scenario): Pro
       setupMemo.set(memoKey, start);
     }
   }
-  const dev = (start ? await start : base).fork(SCENARIO_SALT);
+  const from = start ? await start : base;
+  const dev = from.fork(SCENARIO_SALT);
   dev.powerOn();
   await startScenario(sc, { send: sendOf(dev), keys, cardKey: b.cardKey });
-  return { dev, cardKey: b.cardKey };
+  return { dev, cardKey: b.cardKey, from };
 }
 
 /** A personalized scenario starts logged in (SELECT + VERIFY), a blank one selected. */
@@ -433,12 +434,14 @@ interface ScenarioRun {
   /** The scenario's name. */
   name: string;
   device: SimDevice;
+  /** The (memoized) device the scenario's device was forked from: base or set-up (startSet). */
+  from: SimDevice;
   opSteps: Map<number, { step: number; name: string; op: NandOp }>;
 }
 
 /** Runs one scenario, recording a torn fork at every mutating operation of its steps. */
 async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record = true): Promise<ScenarioRun> {
-  const { dev, cardKey } = await scenarioDevice(seed, keys, sc);
+  const { dev, cardKey, from } = await scenarioDevice(seed, keys, sc);
   const ctx: StepContext = { send: sendOf(dev), keys, cardKey };
   const opSteps = new Map<number, { step: number; name: string; op: NandOp }>();
   const pins = sc.pins?.(keys) ?? [keys.profile.userPin];
@@ -467,7 +470,7 @@ async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record 
     afterSnap = dev.chip.snapshot();
     afterChips.push(NandChip.fromSnapshot(afterSnap));
   }
-  return { beforeChips, afterChips, prints: new Map(), changed: [], pins, watch, sets: new Map(), judged: [], cuts, seed, name: sc.name, device: dev, opSteps };
+  return { beforeChips, afterChips, prints: new Map(), changed: [], pins, watch, sets: new Map(), judged: [], cuts, seed, name: sc.name, device: dev, from, opSteps };
 }
 
 /**
@@ -479,12 +482,32 @@ function setOf(run: ScenarioRun, side: "before" | "after", step: number): Record
   const chip = (side === "before" ? run.beforeChips : run.afterChips)[step]!;
   let set = run.sets.get(chip);
   if (!set) {
-    set = recordSet(FlashStore.mount(chip.fork(), { key: run.device.storeKey, cache: run.device.decryptCache, readOnly: true }), run.lastSet);
+    set = recordSet(FlashStore.mount(chip.fork(), { key: run.device.storeKey, cache: run.device.decryptCache, readOnly: true }), run.lastSet ?? startSet(run.from));
     run.sets.set(chip, set);
     run.lastSet = set;
   }
   return set;
 }
+
+/**
+ * The record set of a memoized start device (a base or a set-up), read once on a fork of its
+ * chip and kept while the device is: a run's first boundary shares most pages with it, so it
+ * takes the unchanged values from here (recordSet's donor) instead of reading every record.
+ * The start device's chip is only ever forked, never written, after it is memoized.
+ */
+function startSet(from: SimDevice): RecordSet | undefined {
+  let set = startSets.get(from);
+  if (!set) {
+    try {
+      set = recordSet(FlashStore.mount(from.chip.fork(), { key: from.storeKey, cache: from.decryptCache, readOnly: true }));
+    } catch {
+      return undefined; // no donor: the boundary reads its records itself (and reports what fails)
+    }
+    startSets.set(from, set);
+  }
+  return set;
+}
+const startSets = new WeakMap<SimDevice, RecordSet>();
 
 /** The APDU fingerprint of a step boundary, taken once on a fork of the boundary chip. */
 function printOf(run: ScenarioRun, side: "before" | "after", step: number): Promise<Fingerprint> {
