@@ -371,7 +371,8 @@ function recordSet(store: FlashStore, donor?: RecordSet): RecordSet {
   return { store, entries, reclaimed: stats.reclaimedRecords };
 }
 
-const entryKey = (type: number, id: number): string => `${type}/${id}`;
+/** (type, id) as one number: types are 8-bit and ids 32-bit (RECORD_TYPE_MAX, RECORD_ID_MAX). */
+const entryKey = (type: number, id: number): number => type * 0x1_0000_0000 + id;
 
 /**
  * Does `store` hold the entry's value? Exactly `store.get(...)` compared with it (same answer,
