@@ -361,18 +361,36 @@ interface RecordSet {
 function recordSet(store: FlashStore, donor?: RecordSet): RecordSet {
   const stats = store.stats();
   const entries: RecordSet["entries"] = [];
-  const known = donor ? new Map(donor.entries.map((e) => [entryKey(e.type, e.id), e.value])) : undefined;
+  const known = donor ? new EntryCursor(donor.entries) : undefined;
   for (const t of Object.keys(stats.recordsByType).map(Number).sort((x, y) => x - y)) {
     for (const id of store.ids(t)) {
-      const value = donor && store.readsSameAs(donor.store, t, id) ? known!.get(entryKey(t, id))! : store.get(t, id)!;
+      const value = donor && store.readsSameAs(donor.store, t, id) ? known!.seek(t, id)!.value : store.get(t, id)!;
       entries.push({ type: t, id, value, reclaimable: store.isReclaimable(t, id) });
     }
   }
   return { store, entries, reclaimed: stats.reclaimedRecords };
 }
 
-/** (type, id) as one number: types are 8-bit and ids 32-bit (RECORD_TYPE_MAX, RECORD_ID_MAX). */
+/** (type, id) as one number, ordered as (type, id): types are 8-bit and ids 32-bit (RECORD_TYPE_MAX, RECORD_ID_MAX). */
 const entryKey = (type: number, id: number): number => type * 0x1_0000_0000 + id;
+
+/**
+ * Finds entries of a record set by a forward walk: record sets list their entries in
+ * ascending (type, id) (recordSet), so seeks in ascending order cost O(entries) in all.
+ */
+class EntryCursor {
+  private at = 0;
+  constructor(private readonly entries: RecordSet["entries"]) {}
+
+  /** The entry (type, id), or undefined; (type, id) must not be below the previous seek's. */
+  seek(type: number, id: number): RecordSet["entries"][number] | undefined {
+    const key = entryKey(type, id);
+    const n = this.entries.length;
+    while (this.at < n && entryKey(this.entries[this.at]!.type, this.entries[this.at]!.id) < key) this.at++;
+    const e = this.entries[this.at];
+    return e && e.type === type && e.id === id ? e : undefined;
+  }
+}
 
 /**
  * Does `store` hold the entry's value? Exactly `store.get(...)` compared with it (same answer,
@@ -387,9 +405,9 @@ function sameValue(store: FlashStore, from: FlashStore, e: RecordSet["entries"][
 
 /** The entries of `a` that `b` lacks or holds differently: what a step changed (checked first). */
 function changedEntries(a: RecordSet, b: RecordSet): RecordSet["entries"] {
-  const index = new Map(b.entries.map((e) => [entryKey(e.type, e.id), e]));
+  const index = new EntryCursor(b.entries);
   return a.entries.filter((e) => {
-    const o = index.get(entryKey(e.type, e.id));
+    const o = index.seek(e.type, e.id);
     return !o || o.reclaimable !== e.reclaimable || (o.value !== e.value && !bytesEqual(o.value, e.value));
   });
 }
