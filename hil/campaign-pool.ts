@@ -17,12 +17,17 @@ import { CampaignWorkers, checkJobs, defaultJobs, serveCampaignWorker, type Work
 import { campaignId, runCampaign, SCENARIOS, scenarioByName, type CampaignOptions, type CampaignResult, type PointResult } from "./campaign.ts";
 import { WHOLE, type Shard } from "./shard.ts";
 
-/** The options a worker thread can take (no functions, no custom scenarios: they do not cross threads). */
-type WorkerOptions = Omit<CampaignOptions, "customScenarios" | "now" | "onTimings" | "onProgress">;
+/**
+ * The options a worker thread can take (no functions, no custom scenarios: they do not cross
+ * threads); `progress`: post (done, total) after each point (only when the caller listens:
+ * a message per point is a measurable part of a small campaign).
+ */
+type WorkerOptions = Omit<CampaignOptions, "customScenarios" | "now" | "onTimings" | "onProgress"> & { progress?: boolean };
 
 /** On a CampaignPool's worker thread: serves runCampaign requests. */
 export function serveCampaignPoolWorker(): void {
-  serveCampaignWorker(((options: WorkerOptions, progress: (p: unknown) => void) => runCampaign({ ...options, onProgress: (done, total) => progress([done, total]) })) as WorkerHandler);
+  serveCampaignWorker((({ progress: wanted, ...options }: WorkerOptions, progress: (p: unknown) => void) =>
+    runCampaign(wanted ? { ...options, onProgress: (done, total) => progress([done, total]) } : options)) as WorkerHandler);
 }
 
 export class CampaignPool {
@@ -32,6 +37,14 @@ export class CampaignPool {
    * milliseconds by options.now when given (no clock is read otherwise), else its cut points.
    */
   private readonly lastCost = new Map<string, number>();
+  /**
+   * Per thread, the (seed, scenario) pairs it has run: it holds their base devices and
+   * set-ups (the rollover set-up fills a store: ~100 times a warm run). A free thread takes
+   * the costliest queued scenario it is warm for, else the costliest queued one (takeFor),
+   * so warm campaigns do not rebuild a set-up on another thread. Scheduling only: any
+   * thread gives the same result.
+   */
+  private readonly warm: Set<string>[] = [];
 
   constructor(readonly jobs = defaultJobs()) {
     this.workers = new CampaignWorkers(import.meta.url, "serveCampaignPoolWorker", checkJobs(jobs));
@@ -41,7 +54,8 @@ export class CampaignPool {
   async run(options: CampaignOptions): Promise<CampaignResult> {
     if (options.customScenarios?.length) throw new RangeError("custom scenarios cannot run on worker threads (functions do not cross threads): use runCampaign");
     if (options.only) return runCampaign(options); // one item: nothing to spread
-    const { onProgress, now, onTimings: _onTimings, customScenarios: _custom, ...plain } = options;
+    const { onProgress, now, onTimings: _onTimings, customScenarios: _custom, ...rest } = options;
+    const plain: WorkerOptions = { ...rest, ...(onProgress ? { progress: true } : {}) };
     const shard = options.shard ?? WHOLE;
     const tally = progressTally(onProgress);
     if ((options.mode ?? "exhaustive") === "exhaustive" && shard.count === 1) return this.byScenario(plain, tally, now);
@@ -61,16 +75,26 @@ export class CampaignPool {
     const queue = names.map((name, order) => ({ name, order })).sort((a, b) => (this.lastCost.get(b.name) ?? 0) - (this.lastCost.get(a.name) ?? 0) || a.order - b.order);
     const results = new Map<string, CampaignResult>();
     const drain = async (j: number) => {
-      for (let next = queue.shift(); next; next = queue.shift()) {
+      const warm = (this.warm[j] ??= new Set());
+      for (let next = takeFor(queue, warm, options.seed); next; next = takeFor(queue, warm, options.seed)) {
         const started = now?.() ?? 0;
         const r = await this.workers.call<CampaignResult>(j, { ...options, scenarios: [next.name] }, tally(next.order));
         results.set(next.name, r);
+        warm.add(warmKey(options.seed, next.name));
         this.lastCost.set(next.name, now ? now() - started : r.cutPoints);
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.jobs, names.length) }, (_, j) => drain(j)));
     return concatenate(names.map((n) => results.get(n) as CampaignResult), names, options.listPoints === true);
   }
+}
+
+const warmKey = (seed: number, scenario: string): string => `${seed}/${scenario}`;
+
+/** Removes and returns the first queued scenario `warm` holds, else the first one (the queue is costliest first). */
+function takeFor<T extends { name: string }>(queue: T[], warm: ReadonlySet<string>, seed: number): T | undefined {
+  const k = queue.findIndex((q) => warm.has(warmKey(seed, q.name)));
+  return queue.splice(k < 0 ? 0 : k, 1)[0];
 }
 
 /** runCampaign on `jobs` worker threads (a pool started and closed for this one campaign). */

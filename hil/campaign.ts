@@ -15,7 +15,7 @@
  */
 import { PinRef, issuer, call, verifyPin, selectApplication, decodeBatch, transceive, encodeCommand, CLA_ISO, CLA_PROPRIETARY, INS, TAX_AID, PIN_MAX_TRIES, type Send, type PurchaseRecord } from "../src/tax/index.ts";
 import { Rng, MemoryTrace, toHex, type TraceEvent } from "../src/sim/index.ts";
-import { tearOperationOnFork, DecryptCache, FlashStore, NandChip, bytesEqual, type ChipSnapshot, type NandOp, type RecordStore } from "../src/flash-store/index.ts";
+import { tearOperationOnFork, DecryptCache, FlashStore, NandChip, bytesEqual, type ChipSnapshot, type NandOp } from "../src/flash-store/index.ts";
 import { sm3 } from "../src/crypto/index.ts";
 import { SimDevice, CAMPAIGN_GEOMETRY, HIL_START_SECONDS } from "./sim-device.ts";
 import { simIssuerKeys, type IssuerKeys } from "./issuer-keys.ts";
@@ -304,7 +304,7 @@ const setupMemo = new Map<string, Promise<SimDevice>>();
  * A fresh fork of the scenario's starting point: the blank or personalized base, with the
  * scenario's (uncut) set-up already run; powered on and logged in (startScenario).
  */
-async function scenarioDevice(seed: number, keys: IssuerKeys, sc: Scenario): Promise<{ dev: SimDevice; cardKey: Uint8Array }> {
+async function scenarioDevice(seed: number, keys: IssuerKeys, sc: Scenario): Promise<{ dev: SimDevice; cardKey: Uint8Array; from: SimDevice }> {
   const b = await bases(seed, keys);
   const base = sc.blank ? b.blank : b.personalized;
   let start: Promise<SimDevice> | undefined;
@@ -324,10 +324,11 @@ async function scenarioDevice(seed: number, keys: IssuerKeys, sc: Scenario): Pro
       setupMemo.set(memoKey, start);
     }
   }
-  const dev = (start ? await start : base).fork(SCENARIO_SALT);
+  const from = start ? await start : base;
+  const dev = from.fork(SCENARIO_SALT);
   dev.powerOn();
   await startScenario(sc, { send: sendOf(dev), keys, cardKey: b.cardKey });
-  return { dev, cardKey: b.cardKey };
+  return { dev, cardKey: b.cardKey, from };
 }
 
 /** A personalized scenario starts logged in (SELECT + VERIFY), a blank one selected. */
@@ -342,47 +343,92 @@ async function judge(base: SimDevice, chip: NandChip, pins: string[], watch: { c
   return fingerprint(sendOf(dev, trace, seq), pins, watch);
 }
 
-/** Every record of a store (values by reference) and its rollover count. */
+/**
+ * Every record of a store (values by reference) and its rollover count, with the read-only
+ * store they were read from (sameValue compares a torn fork's record with it first).
+ */
 interface RecordSet {
+  store: FlashStore;
   entries: { type: number; id: number; value: Uint8Array; reclaimable: boolean }[];
   reclaimed: number;
 }
 
-function recordSet(store: RecordStore): RecordSet {
+/**
+ * The record set of a read-only store. A record that is the same bytes on flash as in `donor`
+ * (readsSameAs: get() returns an equal value, and does not throw, as it did there) takes the
+ * donor's value instead of being read again: a step changes a few records of hundreds.
+ */
+function recordSet(store: FlashStore, donor?: RecordSet): RecordSet {
   const stats = store.stats();
   const entries: RecordSet["entries"] = [];
+  const known = donor ? new EntryCursor(donor.entries) : undefined;
   for (const t of Object.keys(stats.recordsByType).map(Number).sort((x, y) => x - y)) {
-    for (const id of store.ids(t)) entries.push({ type: t, id, value: store.get(t, id)!, reclaimable: store.isReclaimable(t, id) });
+    for (const id of store.ids(t)) {
+      const value = donor && store.readsSameAs(donor.store, t, id) ? known!.seek(t, id)!.value : store.get(t, id)!;
+      entries.push({ type: t, id, value, reclaimable: store.isReclaimable(t, id) });
+    }
   }
-  return { entries, reclaimed: stats.reclaimedRecords };
+  return { store, entries, reclaimed: stats.reclaimedRecords };
+}
+
+/** (type, id) as one number, ordered as (type, id): types are 8-bit and ids 32-bit (RECORD_TYPE_MAX, RECORD_ID_MAX). */
+const entryKey = (type: number, id: number): number => type * 0x1_0000_0000 + id;
+
+/**
+ * Finds entries of a record set by a forward walk: record sets list their entries in
+ * ascending (type, id) (recordSet), so seeks in ascending order cost O(entries) in all.
+ */
+class EntryCursor {
+  private at = 0;
+  constructor(private readonly entries: RecordSet["entries"]) {}
+
+  /** The entry (type, id), or undefined; (type, id) must not be below the previous seek's. */
+  seek(type: number, id: number): RecordSet["entries"][number] | undefined {
+    const key = entryKey(type, id);
+    const n = this.entries.length;
+    while (this.at < n && entryKey(this.entries[this.at]!.type, this.entries[this.at]!.id) < key) this.at++;
+    const e = this.entries[this.at];
+    return e && e.type === type && e.id === id ? e : undefined;
+  }
+}
+
+/**
+ * Does `store` hold the entry's value? Exactly `store.get(...)` compared with it (same answer,
+ * same throws), but without reading when readsSameAs shows the record is the same bytes on
+ * flash as in the store the entry was read from.
+ */
+function sameValue(store: FlashStore, from: FlashStore, e: RecordSet["entries"][number]): boolean {
+  if (store.readsSameAs(from, e.type, e.id)) return true;
+  const v = store.get(e.type, e.id);
+  return v !== undefined && bytesEqual(v, e.value);
 }
 
 /** The entries of `a` that `b` lacks or holds differently: what a step changed (checked first). */
 function changedEntries(a: RecordSet, b: RecordSet): RecordSet["entries"] {
-  const index = new Map(b.entries.map((e) => [`${e.type}/${e.id}`, e]));
+  const index = new EntryCursor(b.entries);
   return a.entries.filter((e) => {
-    const o = index.get(`${e.type}/${e.id}`);
-    return !o || o.reclaimable !== e.reclaimable || !bytesEqual(o.value, e.value);
+    const o = index.seek(e.type, e.id);
+    return !o || o.reclaimable !== e.reclaimable || (o.value !== e.value && !bytesEqual(o.value, e.value));
   });
 }
 
-function sameEntries(store: RecordStore, entries: RecordSet["entries"]): boolean {
+/** Each entry (read from `set`'s store) has its value and reclaimable flag in `store`. */
+function sameEntries(store: FlashStore, set: RecordSet, entries: RecordSet["entries"]): boolean {
   for (const e of entries) {
-    const v = store.get(e.type, e.id);
-    if (!v || !bytesEqual(v, e.value) || store.isReclaimable(e.type, e.id) !== e.reclaimable) return false;
+    if (!sameValue(store, set.store, e) || store.isReclaimable(e.type, e.id) !== e.reclaimable) return false;
   }
   return true;
 }
 
-function sameRecords(store: RecordStore, set: RecordSet): boolean {
+/** `store` holds exactly `set`: the same records (values, reclaimable flags) and rollover count. */
+function sameRecords(store: FlashStore, set: RecordSet): boolean {
   const stats = store.stats();
   if (stats.records !== set.entries.length || stats.reclaimedRecords !== set.reclaimed) return false;
-  for (const e of set.entries) {
-    const v = store.get(e.type, e.id);
-    if (!v || !bytesEqual(v, e.value) || store.isReclaimable(e.type, e.id) !== e.reclaimable) return false;
-  }
-  return true;
+  return sameEntries(store, set, set.entries);
 }
+
+/** APDU-judged record sets a run remembers at most (each costs a scan per later judged point). */
+const MAX_JUDGED_SETS = 8;
 
 interface ScenarioRun {
   /**
@@ -398,14 +444,23 @@ interface ScenarioRun {
   watch: { code: string; number: number }[];
   /** The same as record sets (the fast path of the judge), read when first needed (setOf). */
   sets: Map<NandChip, RecordSet>;
+  /** The set read last (the next one takes the values of its unchanged records). */
+  lastSet?: RecordSet;
+  /** Record sets of APDU-judged torn stores, with their fingerprints (judgedPrint). */
+  judged: { set: RecordSet; print: Fingerprint }[];
   cuts: RecordedCut[];
+  seed: number;
+  /** The scenario's name. */
+  name: string;
   device: SimDevice;
+  /** The (memoized) device the scenario's device was forked from: base or set-up (startSet). */
+  from: SimDevice;
   opSteps: Map<number, { step: number; name: string; op: NandOp }>;
 }
 
 /** Runs one scenario, recording a torn fork at every mutating operation of its steps. */
 async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record = true): Promise<ScenarioRun> {
-  const { dev, cardKey } = await scenarioDevice(seed, keys, sc);
+  const { dev, cardKey, from } = await scenarioDevice(seed, keys, sc);
   const ctx: StepContext = { send: sendOf(dev), keys, cardKey };
   const opSteps = new Map<number, { step: number; name: string; op: NandOp }>();
   const pins = sc.pins?.(keys) ?? [keys.profile.userPin];
@@ -434,7 +489,7 @@ async function runScenario(sc: Scenario, seed: number, keys: IssuerKeys, record 
     afterSnap = dev.chip.snapshot();
     afterChips.push(NandChip.fromSnapshot(afterSnap));
   }
-  return { beforeChips, afterChips, prints: new Map(), changed: [], pins, watch, sets: new Map(), cuts, device: dev, opSteps };
+  return { beforeChips, afterChips, prints: new Map(), changed: [], pins, watch, sets: new Map(), judged: [], cuts, seed, name: sc.name, device: dev, from, opSteps };
 }
 
 /**
@@ -446,11 +501,32 @@ function setOf(run: ScenarioRun, side: "before" | "after", step: number): Record
   const chip = (side === "before" ? run.beforeChips : run.afterChips)[step]!;
   let set = run.sets.get(chip);
   if (!set) {
-    set = recordSet(FlashStore.mount(chip.fork(), { key: run.device.storeKey, cache: run.device.decryptCache, readOnly: true }));
+    set = recordSet(FlashStore.mount(chip.fork(), { key: run.device.storeKey, cache: run.device.decryptCache, readOnly: true }), run.lastSet ?? startSet(run.from));
     run.sets.set(chip, set);
+    run.lastSet = set;
   }
   return set;
 }
+
+/**
+ * The record set of a memoized start device (a base or a set-up), read once on a fork of its
+ * chip and kept while the device is: a run's first boundary shares most pages with it, so it
+ * takes the unchanged values from here (recordSet's donor) instead of reading every record.
+ * The start device's chip is only ever forked, never written, after it is memoized.
+ */
+function startSet(from: SimDevice): RecordSet | undefined {
+  let set = startSets.get(from);
+  if (!set) {
+    try {
+      set = recordSet(FlashStore.mount(from.chip.fork(), { key: from.storeKey, cache: from.decryptCache, readOnly: true }));
+    } catch {
+      return undefined; // no donor: the boundary reads its records itself (and reports what fails)
+    }
+    startSets.set(from, set);
+  }
+  return set;
+}
+const startSets = new WeakMap<SimDevice, RecordSet>();
 
 /** The APDU fingerprint of a step boundary, taken once on a fork of the boundary chip. */
 function printOf(run: ScenarioRun, side: "before" | "after", step: number): Promise<Fingerprint> {
@@ -460,10 +536,72 @@ function printOf(run: ScenarioRun, side: "before" | "after", step: number): Prom
   let p = run.prints.get(key);
   if (!p) {
     const chip = (side === "before" ? run.beforeChips : run.afterChips)[step]!;
-    p = judge(run.device, chip.fork(), run.pins, run.watch);
+    const memoKey = `${run.seed}/${run.name}/${key}`;
+    const inputs: JudgeInputs = { chip, clockMs: run.device.clock.now(), serial: run.device.serial, storeKey: run.device.storeKey, pins: run.pins, watch: run.watch };
+    const hit = printMemo.get(memoKey);
+    if (hit && sameJudgeInputs(hit.inputs, inputs)) p = Promise.resolve(hit.print);
+    else {
+      p = judge(run.device, chip.fork(), run.pins, run.watch).then((print) => {
+        if (printMemo.size >= MAX_MEMO_PRINTS) printMemo.clear();
+        printMemo.set(memoKey, { inputs, print });
+        return print;
+      });
+    }
     run.prints.set(key, p);
   }
   return p;
+}
+
+/** What the APDU judge of a boundary is a function of (besides the seed and the judge's rng salt, fixed by the memo key). */
+interface JudgeInputs {
+  chip: NandChip;
+  clockMs: number;
+  serial: string;
+  storeKey: Uint8Array;
+  pins: readonly string[];
+  watch: readonly { code: string; number: number }[];
+}
+
+/**
+ * Boundary fingerprints kept across campaigns (the same seed runs the same scenario to the
+ * same boundaries each time), by seed/scenario/side+step, with the inputs they were taken
+ * from. printOf reuses one only when every input is equal: the chip's cells compared in full
+ * (sameCells), clock, serial, key, PINs and watch list. The judge (a fresh COS over a fork of
+ * the chip, fingerprinted through APDUs) is deterministic in these, so the reused print is the
+ * one it would take again. Custom scenarios sharing a standard name just miss.
+ */
+const printMemo = new Map<string, { inputs: JudgeInputs; print: Fingerprint }>();
+const MAX_MEMO_PRINTS = 256;
+
+function sameJudgeInputs(a: JudgeInputs, b: JudgeInputs): boolean {
+  return a.clockMs === b.clockMs && a.serial === b.serial && bytesEqual(a.storeKey, b.storeKey) &&
+    a.pins.length === b.pins.length && a.pins.every((pin, i) => pin === b.pins[i]) &&
+    a.watch.length === b.watch.length && a.watch.every((w, i) => w.code === b.watch[i]!.code && w.number === b.watch[i]!.number) &&
+    sameCells(a.chip, b.chip);
+}
+
+const ERASED_PAGE = new Uint8Array(0);
+
+/**
+ * Do two chips hold the same cells: geometry, endurance, secure area, and per block the erase
+ * count, program pointer, flags and every page's bytes (pages as the media stores them,
+ * trimmed of trailing 0xFF: null and empty both read erased), with no read fault configured?
+ * O(pages); shared (copy-on-write) pages compare by identity.
+ */
+export function sameCells(a: NandChip, b: NandChip): boolean {
+  const g = a.geometry;
+  const h = b.geometry;
+  if (g.pageBytes !== h.pageBytes || g.spareBytes !== h.spareBytes || g.pagesPerBlock !== h.pagesPerBlock || g.blocks !== h.blocks) return false;
+  if (a.endurance !== b.endurance || !a.readsExact || !b.readsExact || !bytesEqual(a.readSecureArea(), b.readSecureArea())) return false;
+  for (let block = 0; block < g.blocks; block++) {
+    if (a.media.eraseCount(block) !== b.media.eraseCount(block) || a.media.writePointer(block) !== b.media.writePointer(block) || a.media.blockFlags(block) !== b.media.blockFlags(block)) return false;
+    for (let page = 0; page < g.pagesPerBlock; page++) {
+      const x = a.media.readPage(block, page);
+      const y = b.media.readPage(block, page);
+      if (x !== y && !bytesEqual(x ?? ERASED_PAGE, y ?? ERASED_PAGE)) return false;
+    }
+  }
+  return true;
 }
 
 /**
@@ -474,10 +612,11 @@ function printOf(run: ScenarioRun, side: "before" | "after", step: number): Prom
  * with fullJudge) a fresh COS is powered on over the chip and fingerprinted through APDUs.
  */
 async function verdictOf(run: ScenarioRun, step: number, chip: NandChip, pins: string[], watch: { code: string; number: number }[], fullJudge: boolean, twoCuts: boolean): Promise<{ verdict: "old" | "new" | null; print?: Fingerprint }> {
+  let store: FlashStore | undefined;
   if (!fullJudge) {
-    let store: FlashStore | undefined;
     try {
-      store = FlashStore.mount(chip, { key: run.device.storeKey, cache: run.device.decryptCache, readOnly: true });
+      // on a fork: the APDU judge below writes `chip` (repair, login), and this store must see it unchanged (readsSameAs)
+      store = FlashStore.mount(chip.fork(), { key: run.device.storeKey, cache: run.device.decryptCache, readOnly: true });
     } catch {
       store = undefined; // the full judge reports what happens on power-on
     }
@@ -487,13 +626,45 @@ async function verdictOf(run: ScenarioRun, step: number, chip: NandChip, pins: s
       const after = setOf(run, "after", step);
       let changed = run.changed[step];
       if (!changed) changed = run.changed[step] = { old: changedEntries(before, after), new: changedEntries(after, before) };
-      if (sameEntries(store, changed.old) && sameRecords(store, before)) return { verdict: "old" };
-      if (sameEntries(store, changed.new) && sameRecords(store, after)) return { verdict: "new" };
+      if (sameEntries(store, before, changed.old) && sameRecords(store, before)) return { verdict: "old" };
+      if (sameEntries(store, after, changed.new) && sameRecords(store, after)) return { verdict: "new" };
     }
   }
-  const print = await judge(run.device, chip, pins, watch);
+  const print = (store && judgedPrint(run, store)) ?? (await judgeAndRemember(run, chip, store, pins, watch));
   const [before, after] = [await printOf(run, "before", step), await printOf(run, "after", step)];
   return { verdict: twoCuts ? oldOrNew(print, before, after, 2, PIN_MAX_TRIES) : oldOrNew(print, before, after), print };
+}
+
+/**
+ * The fingerprint of an earlier APDU-judged point of the run whose torn store holds exactly
+ * the same record set as `store`, if any. Sound on the fast path's own ground: the COS's
+ * answers are a function of its records (the secure area, clock, PINs and watched invoices
+ * being the same within a run), so two stores with one record set fingerprint alike. (A PIN
+ * check's decrement, cut before its restore, leaves one such set at several cut points.)
+ * A read that throws here is no match: the point is then judged through APDUs as before.
+ */
+function judgedPrint(run: ScenarioRun, store: FlashStore): Fingerprint | undefined {
+  for (const j of run.judged) {
+    try {
+      if (sameRecords(store, j.set)) return j.print;
+    } catch {
+      // an unreadable record: not shown equal
+    }
+  }
+  return undefined;
+}
+
+/** The APDU judge's fingerprint of `chip`, remembered with the record set of its read-only `store` (judgedPrint). */
+async function judgeAndRemember(run: ScenarioRun, chip: NandChip, store: FlashStore | undefined, pins: string[], watch: { code: string; number: number }[]): Promise<Fingerprint> {
+  const print = await judge(run.device, chip, pins, watch);
+  if (store && run.judged.length < MAX_JUDGED_SETS) {
+    try {
+      run.judged.push({ set: recordSet(store, run.lastSet), print });
+    } catch {
+      // an unreadable record: nothing to remember
+    }
+  }
+  return print;
 }
 
 /**

@@ -27,9 +27,13 @@ export class IssuerKeysError extends Error {
 
 const DEFAULT_PROFILE_URL = new URL("../fixtures/profile-default.json", import.meta.url);
 
-/** The keys of the simulator: transport key FACTORY_ISSUER_KEY, fixtures/profile-default.json. */
+/** The default profile's text, read once: every campaign (each worker request) asks for the keys. */
+let defaultProfileText: string | undefined;
+
+/** The keys of the simulator: transport key FACTORY_ISSUER_KEY, fixtures/profile-default.json (a fresh copy each call). */
 export function simIssuerKeys(): IssuerKeys {
-  return { transportKey: FACTORY_ISSUER_KEY.slice(), profile: parseProfile(readFileSync(DEFAULT_PROFILE_URL, "utf8")) };
+  defaultProfileText ??= readFileSync(DEFAULT_PROFILE_URL, "utf8");
+  return { transportKey: FACTORY_ISSUER_KEY.slice(), profile: parseProfile(defaultProfileText) };
 }
 
 export function parseIssuerKeys(text: string, where = "issuer-key file"): IssuerKeys {

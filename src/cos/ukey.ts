@@ -115,7 +115,25 @@ export class UkeyCos implements SimCard {
   // persistent mirror
   data!: CardData;
   /** The xstate snapshot as of the last refreshMachine(); read state through refreshMachine() (time moves it). */
-  machine!: TaxSnapshot;
+  get machine(): TaxSnapshot {
+    if (!this.machineSnapshot) {
+      const start = this.machineStart as { ctx: TaxContext; personalized: boolean };
+      this.machineSnapshot = startTaxMachine(start.ctx, start.personalized);
+      this.machineStart = undefined;
+    }
+    return this.machineSnapshot;
+  }
+  set machine(snapshot: TaxSnapshot) {
+    this.machineSnapshot = snapshot;
+    this.machineStart = undefined;
+  }
+  private machineSnapshot: TaxSnapshot | undefined;
+  /**
+   * The input load() starts the machine with, kept until the machine is first used: starting
+   * it (xstate's initialTransition, a pure function of this input) was a third of a power-on,
+   * and most power-ons of a campaign (scenario devices, judges) never ask for the state.
+   */
+  private machineStart: { ctx: TaxContext; personalized: boolean } | undefined;
   private machineStale = false;
   private readonly tax: TaxCommands;
 
@@ -260,7 +278,8 @@ export class UkeyCos implements SimCard {
       limits: opt(RT.LIMITS, (b) => decodeLayout(LIMITS_LAYOUT, b) as unknown as OfflineLimits),
       certs: Array.from({ length: CERT_SLOTS }, (_, i) => this.read(RT.CERTS, i)),
     };
-    this.machine = startTaxMachine(this.taxContext(), this.data.secrets.lifeCycle === LifeCycle.PERSONALIZED);
+    this.machineSnapshot = undefined;
+    this.machineStart = { ctx: this.taxContext(), personalized: this.data.secrets.lifeCycle === LifeCycle.PERSONALIZED };
     this.tax.reset();
   }
 

@@ -236,6 +236,11 @@ export class NandChip {
 
   // ---- inspection (not operations: no op index, no faults) -----------------------------------
 
+  /** No read fault is configured (scheduled or random flips, stuck bits): a read returns the stored cells. */
+  get readsExact(): boolean {
+    return this.scheduledFlips.size === 0 && this.stuck.size === 0 && this.flipProbability === 0;
+  }
+
   /** The MCU secure area (4 KiB beside the NAND, not subject to NAND faults or power cuts). */
   readSecureArea(): Uint8Array {
     return this.media.readSecure();

@@ -858,6 +858,46 @@ export class FlashStore implements RecordStore {
     });
   }
 
+  /**
+   * True when record (type, id) is live in this store and in `other` and get() must return
+   * equal values on both, shown without reading it: every fragment of every copy is the same
+   * item (kind, version, fragment, length, block, page, offset) and each such page is the very
+   * same buffer in both chips' MemoryMedia, read without faults, under the same data key.
+   * Sound because MemoryMedia never mutates a stored page (copy-on-write: forks share them),
+   * so one buffer is equal bytes, and get() is a function of those bytes, the item and the key.
+   * Both stores must be read-only and their chips not written while they are open (what a
+   * page cache holds is then what the media holds). False means "not shown", not "different":
+   * compare the values then. Why: a power-cut campaign compares every record of a torn fork
+   * with its step boundary's, hundreds per cut point on a full store; reading them was most of it.
+   */
+  readsSameAs(other: FlashStore, type: number, id: number): boolean {
+    if (!this.readOnly || !other.readOnly || !this.key || !other.key || !sameKey(this.key, other.key)) return false;
+    if (!sameGeometry(this.g, other.g) || !this.chip.readsExact || !other.chip.readsExact) return false;
+    const r = this.recs.find(type, id);
+    const o = other.recs.find(type, id);
+    if (r === NIL || o === NIL || this.recs.kind[r] !== ITEM_PUT || other.recs.kind[o] !== ITEM_PUT) return false;
+    if (this.recs.length[r] !== other.recs.length[o]) return false;
+    for (let c = 0; c < copiesFor(type); c++) {
+      const slots = this.fragSlots(r, c);
+      if (other.fragSlots(o, c) !== slots) return false;
+      for (let f = 0; f < slots; f++) if (!this.sameItemAs(other, this.fragAt(r, c, f), other.fragAt(o, c, f))) return false;
+    }
+    return true;
+  }
+
+  /** Item h here and item k of `other` are the same bytes on flash (see readsSameAs). */
+  private sameItemAs(other: FlashStore, h: Item, k: Item): boolean {
+    if (h === NIL || k === NIL) return h === k;
+    const a = this.items;
+    const b = other.items;
+    const block = a.block[h] as number;
+    const page = a.page[h] as number;
+    if (block < 0 || block !== b.block[k] || page !== b.page[k] || a.offset[h] !== b.offset[k] || a.length[h] !== b.length[k]) return false;
+    if (a.kind[h] !== b.kind[k] || a.version[h] !== b.version[k] || a.fragIndex[h] !== b.fragIndex[k] || a.fragCount[h] !== b.fragCount[k]) return false;
+    const bytes = this.chip.media.readPage(block, page);
+    return bytes !== null && bytes === other.chip.media.readPage(block, page);
+  }
+
   ids(type: number): number[] {
     const out: number[] = [];
     const recs = this.recs;
@@ -2192,6 +2232,13 @@ export class FlashStore implements RecordStore {
       throw error;
     }
   }
+}
+
+function sameKey(a: Uint8Array, b: Uint8Array): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 interface BlockHeader {

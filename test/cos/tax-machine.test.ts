@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { taxMachine, StateCode, LockReason, ISSUE_RULES, stateCode, lockReason } from "../../src/cos/index.ts";
 import { initialTransition, transition } from "xstate";
-import { E, INS, call, decodeLayout, LIMITS_LAYOUT, OFFLINE_STATUS_LAYOUT, issuer } from "../../src/tax/index.ts";
+import { E, INS, call, decodeLayout, LIMITS_LAYOUT, OFFLINE_STATUS_LAYOUT, issuer, selectApplication, verifyPin } from "../../src/tax/index.ts";
+import { toHex } from "../../src/sim/index.ts";
 import { readyCard, issue, draft, cmd, bureau, PROFILE } from "./helpers.ts";
 
 type Ctx = Parameters<typeof lockReason>[0];
@@ -68,5 +69,26 @@ describe("the xstate tax machine", () => {
     expect(s.state).toBe(StateCode.locked);
     expect(s.lockReason).toBe(LockReason.TIME);
     expect(E.OFFLINE_EXPIRED).toBeGreaterThan(0);
+  });
+
+  it("a machine started when first used answers as one started at power-on (the card starts it lazily)", async () => {
+    const [eager, lazy] = [await readyCard(96), await readyCard(96)];
+    const answers: string[][] = [[], []];
+    for (const [i, r] of [eager, lazy].entries()) {
+      r.card.powerOn();
+      if (r === eager) expect(r.card.machine).toBeDefined(); // started now, with the power-on context
+      await selectApplication(r.send);
+      await verifyPin(r.send, PROFILE.userPin);
+      r.clock.advance(3_600_000); // time moves between power-on and the first use
+      await issue(r, draft({}, 100));
+      for (const step of [0, 1]) {
+        answers[i]!.push(toHex(await call(r.send, cmd(INS.GET_LIMITS, undefined, 256))));
+        r.clock.advance(4 * 86_400_000 * step);
+      }
+      answers[i]!.push(toHex(await call(r.send, cmd(INS.GET_LIMITS, undefined, 256))));
+    }
+    expect(answers[1]).toEqual(answers[0]);
+    const state = (hex: string) => decodeLayout(OFFLINE_STATUS_LAYOUT, Uint8Array.from(Buffer.from(hex, "hex")).subarray(LIMITS_LAYOUT.recordLength)).state;
+    expect(answers[1]!.map(state)).toEqual([StateCode.uploadPending, StateCode.uploadPending, StateCode.locked]);
   });
 });

@@ -22,6 +22,13 @@ describe("parallel power-cut campaign", () => {
     }
   }, 120_000);
 
+  it("reports progress only to a caller that listens: every point, summed over the threads", async () => {
+    const seen: [number, number][] = [];
+    const r = await pool.run({ seed: 5, scenarios: ["void", "red"], traces: false, onProgress: (done, total) => seen.push([done, total]) });
+    expect(seen.at(-1)).toEqual([r.cutPoints, r.cutPoints]);
+    expect(seen.length).toBe(r.cutPoints);
+  }, 60_000);
+
   it("renumbers items and failures when it joins per-scenario parts, and sorts shard parts by item", () => {
     const part = (name: string, items: number[], failed: number[]): CampaignResult => ({
       format: "ukeysim-campaign/1", campaignId: "x", params: { seed: 1, mode: "exhaustive", cuts: 1, scenarios: [name] }, shard: { index: 1, count: 1 },
