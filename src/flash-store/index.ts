@@ -13,7 +13,8 @@ export { crc32 } from "./crc32.ts";
 export { FlashStore, DecryptCache, type FlashStoreOptions, type FormatOptions, type FlashStats } from "./store.ts";
 export {
   runCutCampaign, runCutCampaignParallel, CutCampaignPool, CampaignWorkers, serveCampaignWorker, serveCutCampaignWorker, mergeCutResults, subShard, stretchOf, defaultJobs, checkJobs, MAX_JOBS, type WorkerHandler,
-  randomScenario, campaignKey, SCENARIO_TYPES, diffStores, keysOf, replayId, bytesEqual, type RandomScenarioOptions, type CutScenario, type CutFailure, type CampaignOptions, type CampaignResult } from "./campaign.ts";
+  randomScenario, campaignKey, SCENARIO_TYPES, diffStores, keysOf, replayId, type RandomScenarioOptions, type CutScenario, type CutFailure, type CampaignOptions, type CampaignResult } from "./campaign.ts";
 export { FileMedia, createImage, openImage, saveImage, imageBytes, IMAGE_MAGIC, IMAGE_VERSION, IMAGE_HEADER_BYTES, IMAGE_SECURE_OFFSET, IMAGE_TABLE_OFFSET, TAIL_READ_AHEAD_PAGES, type ImageOptions } from "./file-image.ts";
 export { MemoryMedia, SECURE_AREA_BYTES, type Media, type MemorySnapshot } from "./media.ts";
 export { inspectChip, formatInspectReport, HISTOGRAM_BUCKETS, type InspectReport } from "./inspect.ts";
+export { bytesEqual } from "./layout.ts";

@@ -148,6 +148,17 @@ export function correctPage(page: Uint8Array, g: Geometry): EccOutcome {
   return out;
 }
 
+/** Below this length a JS loop beats the native compare's call overhead (measured: 8 B 22 vs 114 ns; 600 B 1336 vs 69 ns). */
+const NATIVE_COMPARE_FROM = 32;
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  if (a.length >= NATIVE_COMPARE_FROM) return Buffer.compare(a, b) === 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export function isErased(page: Uint8Array, length: number): boolean {
   for (let i = 0; i < length; i++) if (page[i] !== 0xff) return false;
   return true;

@@ -36,7 +36,7 @@ import { allocColumns } from "./columns.ts";
 import { Slab } from "./slab.ts";
 import { BAD_BLOCK_MARKER_OFFSET, pageTotalBytes, sameGeometry, type Geometry } from "./geometry.ts";
 import {
-  BH_BLOCKS, BH_BLOCK_SEQ, BH_ERASE_COUNT, BH_FORMAT_ID, BH_KEY_CHECK, BH_LANE, BH_MAGIC, BH_PAGES_PER_BLOCK, BH_PAGE_BYTES,
+  bytesEqual, BH_BLOCKS, BH_BLOCK_SEQ, BH_ERASE_COUNT, BH_FORMAT_ID, BH_KEY_CHECK, BH_LANE, BH_MAGIC, BH_PAGES_PER_BLOCK, BH_PAGE_BYTES,
   BH_SPARE_BYTES, BH_VERSION, BLOCK_HEADER_END, COMMIT_PAYLOAD_BYTES, correctPage, FLAG_COPY2, FLAG_ROLLOVER, FORMAT_VERSION,
   isBadMarker, isErased, ITEM_COMMIT, ITEM_HEADER_BYTES, ITEM_MARK, ITEM_PUT, ITEM_TOMBSTONE, itemCrc, IT_CRC, IT_FLAGS, IT_FRAG_COUNT,
   IT_FRAG_INDEX, IT_FRAME, IT_ID, IT_KIND, IT_LENGTH, IT_TYPE, IT_VERSION, KEY_CHECK_BYTES, PAGE_HEADER_BYTES,
@@ -537,7 +537,8 @@ export class FlashStore implements RecordStore {
    * tombstone is a version too). One loop in a function of its own, as every pass of the
    * mount: V8 compiles a long loop while it runs (on-stack replacement), and code after the
    * loop in the same function is then compiled without type feedback and throws the whole
-   * function back to the interpreter when reached, on every mount (seen: 30-100 ms of 40).
+   * function back to the interpreter when reached (seen in --trace-deopt on every mount of a
+   * full device).
    */
   private indexRecords(committed: ReadonlySet<number>): void {
     const it = this.items;
@@ -871,7 +872,7 @@ export class FlashStore implements RecordStore {
    * with its step boundary's, hundreds per cut point on a full store; reading them was most of it.
    */
   readsSameAs(other: FlashStore, type: number, id: number): boolean {
-    if (!this.readOnly || !other.readOnly || !this.key || !other.key || !sameKey(this.key, other.key)) return false;
+    if (!this.readOnly || !other.readOnly || !this.key || !other.key || !bytesEqual(this.key, other.key)) return false;
     if (!sameGeometry(this.g, other.g) || !this.chip.readsExact || !other.chip.readsExact) return false;
     const r = this.recs.find(type, id);
     const o = other.recs.find(type, id);
@@ -2232,13 +2233,6 @@ export class FlashStore implements RecordStore {
       throw error;
     }
   }
-}
-
-function sameKey(a: Uint8Array, b: Uint8Array): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 interface BlockHeader {
