@@ -71,6 +71,7 @@ export function createUkeyOnFlash(o: FlashUkeyOptions): FlashUkey {
   const card = new UkeyCos({
     ...o, store, secrets, storeEncrypts: true,
     reopenStore: () => {
+      store.unmount(); // a power cycle: the old store's RAM serves the new mount
       o.chip.repower();
       store = FlashStore.mount(o.chip, { key });
       return store;

@@ -61,7 +61,9 @@ export type StoreErrorCode =
   /** The store was mounted read-only (inspect): commit is refused. */
   | "READ_ONLY"
   /** The image file is open in another process. */
-  | "IN_USE";
+  | "IN_USE"
+  /** The store was unmounted (FlashStore.unmount): mount the chip again. */
+  | "UNMOUNTED";
 
 /** Every failure the store reports carries a code, so callers map it to a status word. */
 export class StoreError extends Error {

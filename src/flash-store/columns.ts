@@ -9,7 +9,7 @@
  * elements long, so every column starts aligned for its element type.
  */
 
-import { Slab } from "./slab.ts";
+import { Slab, SLAB_BYTES, SLAB_PIECE_DIVISOR } from "./slab.ts";
 
 export type ColumnArray = Float64Array | Int32Array | Uint32Array | Uint16Array | Uint8Array;
 type ColumnCtor = Float64ArrayConstructor | Int32ArrayConstructor | Uint32ArrayConstructor | Uint16ArrayConstructor | Uint8ArrayConstructor;
@@ -49,6 +49,70 @@ function layoutOf(spec: ColumnSpec): readonly (readonly [string, ColumnCtor])[] 
 }
 
 /**
+ * Spare memory for large tables: the buffers of unmounted stores' tables, kept for the next
+ * mount, as a firmware keeps its index in static RAM. Why: a full device's tables are ~20 MB;
+ * fresh from the allocator, that memory is new to the process about every other mount, and
+ * this machine spent 25-35 ms of kernel time per mount faulting its ~4,000 pages in (measured:
+ * `minorPageFault` and system CPU per mount), more than the mount itself.
+ *
+ * Invariants: a buffer is here only after every view of it was dropped (release is the
+ * owner's last act on its table); only buffers made by allocColumns for one table (never a
+ * slab) come here; a buffer is handed out to one table at a time, zeroed as a fresh one is.
+ */
+const SPARE_BYTES_MAX = 64 * 1024 * 1024;
+/** A spare serves a request of at least this fraction of its size (no big buffer pinned by a small table). */
+const SPARE_FIT_DIVISOR = 2;
+const ownBuffers = new WeakSet<ArrayBuffer>();
+const spares: ArrayBuffer[] = [];
+let spareBytes = 0;
+
+/** A buffer of at least `bytes` bytes (zeroed, unless `zero` is false): the best-fitting spare, else a fresh one. */
+function tableBuffer(bytes: number, zero = true): ArrayBuffer {
+  let best = -1;
+  for (let i = 0; i < spares.length; i++) {
+    const size = (spares[i] as ArrayBuffer).byteLength;
+    if (size >= bytes && size <= bytes * SPARE_FIT_DIVISOR && (best < 0 || size < (spares[best] as ArrayBuffer).byteLength)) best = i;
+  }
+  if (best < 0) {
+    const fresh = new ArrayBuffer(bytes);
+    ownBuffers.add(fresh);
+    return fresh;
+  }
+  const buffer = spares.splice(best, 1)[0] as ArrayBuffer;
+  spareBytes -= buffer.byteLength;
+  if (zero) new Uint8Array(buffer, 0, bytes).fill(0);
+  return buffer;
+}
+
+/**
+ * Hands a table's memory back for reuse (its owner drops every view of it now). Columns
+ * carved from a shared slab are left alone; spares past SPARE_BYTES_MAX are left to the GC.
+ */
+export function releaseColumns(columns: Readonly<Record<string, ColumnArray>>): void {
+  for (const name in columns) {
+    const buffer = (columns[name] as ColumnArray).buffer as ArrayBuffer;
+    if (!ownBuffers.has(buffer) || spares.includes(buffer)) return;
+    if (spareBytes + buffer.byteLength > SPARE_BYTES_MAX) return;
+    spares.push(buffer);
+    spareBytes += buffer.byteLength;
+    return; // every column of a table shares its one buffer
+  }
+}
+
+/** Bytes of table memory kept for the next mount (tests, inspect). */
+export function spareTableBytes(): number {
+  return spareBytes;
+}
+
+/**
+ * `bytes` bytes of scratch memory with ANY content (the caller writes before it reads), from
+ * the spare memory when large; hand it back with releaseColumns({ bytes }).
+ */
+export function scratchBytes(bytes: number): Uint8Array {
+  return bytes > SLAB_BYTES / SLAB_PIECE_DIVISOR ? new Uint8Array(tableBuffer(bytes, false), 0, bytes) : zeroed.carve(bytes);
+}
+
+/**
  * New columns of `rows` elements each, in one buffer, zero-filled; when `from` is given its
  * columns' first elements are copied over (growth: from.length <= rows).
  */
@@ -57,7 +121,7 @@ export function allocColumns<S extends ColumnSpec>(spec: S, rows: number, from?:
   const layout = layoutOf(spec);
   let bytes = 0;
   for (const [, ctor] of layout) bytes += ctor.BYTES_PER_ELEMENT * rows;
-  const piece = zeroed.carve(bytes);
+  const piece = bytes > SLAB_BYTES / SLAB_PIECE_DIVISOR ? new Uint8Array(tableBuffer(bytes), 0, bytes) : zeroed.carve(bytes);
   const buffer = piece.buffer as ArrayBuffer;
   const out = {} as Record<string, ColumnArray>;
   let at = piece.byteOffset;

@@ -21,6 +21,7 @@ import { crc32 } from "./crc32.ts";
 import { checkGeometry, DEFAULT_GEOMETRY, describeGeometry, pageTotalBytes, sameGeometry, type Geometry } from "./geometry.ts";
 import { readU16, readU32, writeU16, writeU32 } from "./layout.ts";
 import { checkSecureWrite, SECURE_AREA_BYTES, type Media } from "./media.ts";
+import { Slab } from "./slab.ts";
 import { ENDURANCE_CYCLES, NandChip } from "./nand.ts";
 
 export const IMAGE_MAGIC = "UKEYNAND";
@@ -30,8 +31,10 @@ export const IMAGE_SECURE_OFFSET = 4096;
 export const IMAGE_TABLE_OFFSET = 8192;
 export const IMAGE_TABLE_ENTRY_BYTES = 8;
 const ALIGN = 4096;
-/** Pages a read of a block's last page fetches (its tail: a full block's summary pages fit in it). */
+/** Most pages a read of a block's last page fetches (its tail: a full block's summary pages fit in it). */
 export const TAIL_READ_AHEAD_PAGES = 8;
+/** Tail pages a read-ahead fetches beyond what the previous block's reads used (blocks differ a little). */
+const TAIL_READ_AHEAD_MARGIN = 1;
 
 export const IH_MAGIC = 0;
 export const IH_VERSION = 8;
@@ -47,12 +50,8 @@ export const IH_DATA_OFFSET = 44;
 export const IH_CRC = 60;
 export const IMAGE_HEADER_USED = 64;
 
-/** States of a read-ahead page: as stored (inverted), decoded with data, decoded and erased. */
-const PAGE_RAW = 0;
-const PAGE_DATA = 1;
-const PAGE_ERASED = 2;
-/** No read-ahead held. */
-const NO_READ_AHEAD: { readonly first: number; readonly count: number; readonly bytes: Uint8Array; readonly decoded: Uint8Array } = { first: 0, count: 0, bytes: new Uint8Array(0), decoded: new Uint8Array(0) };
+/** Decoded pages handed out by readPage: pieces of shared slabs (slab.ts), every byte written over. */
+const pagePieces = new Slab(0);
 
 const TE_ERASE_COUNT = 0;
 const TE_WRITE_POINTER = 4;
@@ -83,11 +82,24 @@ export class FileMedia implements Media {
   private readonly erasedBlock: Uint8Array;
   private fd: number;
   /**
-   * The pages of the last read-ahead (see readPage): a run of consecutive pages in the file
-   * (global index block * pagesPerBlock + page) as stored, i.e. inverted; a page is decoded
-   * in place when first handed out (`decoded`: PAGE_*), so pages nobody asks for cost no pass.
+   * The last read-ahead (see readPage): `aheadCount` consecutive pages of the file from global
+   * page index `aheadFirst` (block * pagesPerBlock + page), as stored (inverted), in this
+   * media's one read-ahead buffer. Every read-ahead reuses the buffer and it is never handed
+   * out: a caller gets a decoded copy of just the page it asked for. Why: a mount reads ~19 MiB
+   * of tails, and a fresh buffer per block (kept alive by the pages handed out of it) was memory
+   * new to the process at every mount, which this machine paid for in page faults.
    */
-  private ahead = NO_READ_AHEAD;
+  private aheadRaw = new Uint8Array(0);
+  private aheadFirst = 0;
+  private aheadCount = 0;
+  /**
+   * Tail pages the next read-ahead fetches: what the last read-ahead's block turned out to
+   * need (`tailUsed`: its last page back to the earliest page asked of it) plus a margin. A
+   * mount reads blocks alike, so it copies ~5 pages per block out of the kernel, not 9.
+   */
+  private tailPages = TAIL_READ_AHEAD_PAGES;
+  private tailBlock = -1;
+  private tailUsed = 0;
   private constructor(readonly path: string, fd: number, readonly geometry: Geometry, readonly endurance: number, private readonly durable: boolean) {
     this.fd = fd;
     this.pageTotal = pageTotalBytes(geometry);
@@ -166,35 +178,38 @@ export class FileMedia implements Media {
    * read-ahead or any write or erase (the image lock makes this process the file's only
    * writer).
    */
-  readPage(block: number, page: number): Uint8Array | null {
+  readPage(block: number, page: number, into?: Uint8Array): Uint8Array | null {
     const ppb = this.geometry.pagesPerBlock;
     const at = block * ppb + page;
-    const a = this.ahead;
-    if (at >= a.first && at < a.first + a.count) return this.aheadPage(at - a.first);
+    if (block === this.tailBlock) this.tailUsed = Math.max(this.tailUsed, ppb - page);
+    if (at >= this.aheadFirst && at < this.aheadFirst + this.aheadCount) return this.aheadPage(at - this.aheadFirst, into);
     if (page === ppb - 1) {
-      const first = Math.max(block * ppb, at - TAIL_READ_AHEAD_PAGES + 1);
+      if (this.tailBlock >= 0) this.tailPages = Math.min(TAIL_READ_AHEAD_PAGES, this.tailUsed + TAIL_READ_AHEAD_MARGIN);
+      this.tailBlock = block;
+      this.tailUsed = 1;
+      const first = Math.max(block * ppb, at - this.tailPages + 1);
       const end = Math.min(at + 2, this.geometry.blocks * ppb); // through page 0 of the next block, if any
       const count = end - first;
-      const bytes = unfilled(count * this.pageTotal); // every byte is read over
-      readFully(this.fd, bytes, this.dataOffset + first * this.pageTotal);
-      this.ahead = { first, count, bytes, decoded: new Uint8Array(count) };
-      return this.aheadPage(at - first);
+      if (this.aheadRaw.length === 0) this.aheadRaw = new Uint8Array((TAIL_READ_AHEAD_PAGES + 1) * this.pageTotal);
+      this.aheadCount = 0; // until the read below has filled the buffer
+      readFully(this.fd, this.aheadRaw.subarray(0, count * this.pageTotal), this.dataOffset + first * this.pageTotal);
+      this.aheadFirst = first;
+      this.aheadCount = count;
+      return this.aheadPage(at - first, into);
     }
-    const out = new Uint8Array(this.pageTotal);
+    const out = into ?? new Uint8Array(this.pageTotal);
     readFully(this.fd, out, this.pageOffset(block, page));
     return invert(out) ? out : null;
   }
 
-  /** Page i of the read-ahead, decoded, as a view (callers never modify what readPage returns), or null when erased. */
-  private aheadPage(i: number): Uint8Array | null {
-    const a = this.ahead;
-    const view = a.bytes.subarray(i * this.pageTotal, (i + 1) * this.pageTotal);
-    if (a.decoded[i] === PAGE_RAW) a.decoded[i] = invert(view) ? PAGE_DATA : PAGE_ERASED;
-    return a.decoded[i] === PAGE_ERASED ? null : view;
+  /** Page i of the read-ahead, decoded into `into` or a page of its own, or null when erased. */
+  private aheadPage(i: number, into?: Uint8Array): Uint8Array | null {
+    const out = into ?? pagePieces.carve(this.pageTotal);
+    return decodeInto(this.aheadRaw.subarray(i * this.pageTotal, (i + 1) * this.pageTotal), out) ? out : null;
   }
 
   private forgetReadAhead(): void {
-    this.ahead = NO_READ_AHEAD;
+    this.aheadCount = 0;
   }
 
   writePage(block: number, page: number, content: Uint8Array): void {
@@ -281,13 +296,27 @@ export class FileMedia implements Media {
 }
 
 /**
- * A plain Uint8Array of `bytes` uninitialised bytes, for a buffer that is read over in full
- * at once (readFully throws otherwise): a mount reads ~19 MiB of tails, and zeroing them
- * first was a measurable part of it.
+ * Writes the page stored (inverted) in `raw` into `out` as it reads (every byte XOR 0xFF);
+ * returns whether the page holds data (some stored byte is non-zero), else it is erased.
  */
-function unfilled(bytes: number): Uint8Array {
-  const b = Buffer.allocUnsafeSlow(bytes);
-  return new Uint8Array(b.buffer, b.byteOffset, bytes);
+function decodeInto(raw: Uint8Array, out: Uint8Array): boolean {
+  let any = 0;
+  if (raw.byteOffset % 4 === 0 && out.byteOffset % 4 === 0 && raw.length % 4 === 0) {
+    const from = new Int32Array(raw.buffer, raw.byteOffset, raw.length / 4);
+    const to = new Int32Array(out.buffer, out.byteOffset, raw.length / 4);
+    for (let i = 0; i < from.length; i++) {
+      const w = from[i] as number;
+      any |= w;
+      to[i] = ~w;
+    }
+    return any !== 0;
+  }
+  for (let i = 0; i < raw.length; i++) {
+    const v = raw[i] as number;
+    any |= v;
+    out[i] = v ^ 0xff;
+  }
+  return any !== 0;
 }
 
 /** XORs every byte with 0xFF in place (words when aligned); returns whether any input byte was non-zero. */

@@ -12,7 +12,7 @@
  * across a call that may allocate.
  */
 
-import { allocColumns, type Columns } from "./columns.ts";
+import { allocColumns, releaseColumns, type Columns } from "./columns.ts";
 
 /** "No item": the null handle (also the end of a list). */
 export const NIL = -1;
@@ -131,8 +131,25 @@ export class ItemTable {
     return this.top - this.size;
   }
 
+  /**
+   * Empties the table and hands its memory back (columns.ts: releaseColumns) for the next
+   * mount. The table is as new afterwards; nothing may still hold one of its arrays.
+   */
+  release(): void {
+    const columns = this.columns();
+    this.setColumns(NO_ROWS);
+    releaseColumns(columns);
+    this.extras.clear();
+    this.top = 0;
+    this.size = 0;
+    this.freeHead = NIL;
+  }
+
   private resize(capacity: number): void {
-    const c = allocColumns(ITEM_COLUMNS, capacity, this.columns());
+    this.setColumns(allocColumns(ITEM_COLUMNS, capacity, this.columns()));
+  }
+
+  private setColumns(c: ItemColumns): void {
     this.kind = c.kind;
     this.flags = c.flags;
     this.type = c.type;

@@ -10,8 +10,16 @@ import type { Geometry } from "./geometry.ts";
 
 export interface Media {
   readonly geometry: Geometry;
-  /** Raw page content (data + spare, trimmed of trailing 0xFF: bytes past its end read 0xFF), or null when the page is erased. Callers must not modify it. */
-  readPage(block: number, page: number): Uint8Array | null;
+  /**
+   * Raw page content (data + spare, trimmed of trailing 0xFF: bytes past its end read 0xFF),
+   * or null when the page is erased. Callers must not modify it.
+   * `into` (exactly pageBytes + spareBytes long, the caller's to reuse): a media that must
+   * produce the bytes anyway (a file) may write the page there and return `into`, and the
+   * caller must then not keep the result past its next use of `into`. A media that holds
+   * immutable pages (memory) returns those. Why: a mount reads ~5,000 pages once each; a
+   * fresh buffer for each was memory new to the process at every mount of a file image.
+   */
+  readPage(block: number, page: number, into?: Uint8Array): Uint8Array | null;
   /**
    * Stores a page; `content` is the full page (data + spare). With `handOver` the caller gives
    * the buffer away (a fresh one it never touches again), so the media may keep it uncopied.

@@ -267,12 +267,14 @@ export class NandChip {
    * without the copy when it can: with no read fault configured, the media's own bytes, which
    * may be SHORTER than a page (media trim trailing erased bytes: every byte past the end
    * reads 0xFF; an erased page is a zero-length view). The caller must not modify the result. With read faults, a faulted full copy.
+   * `into`: see Media.readPage (the result may be `into`, valid until the caller reuses it).
    * Mount reads thousands of pages once each: a copy per page was most of its flash I/O cost.
    */
-  readPageView(block: number, page: number): Uint8Array {
+  readPageView(block: number, page: number, into?: Uint8Array): Uint8Array {
     this.checkPage(block, page);
     this.beginRead(block, page);
-    const content = this.media.readPage(block, page);
+    if (into && into.length !== this.pageTotal) throw new RangeError(`read buffer must be ${this.pageTotal} bytes, got ${into.length}`);
+    const content = this.media.readPage(block, page, into);
     this.counters.reads++;
     if (this.scheduledFlips.size === 0 && this.stuck.size === 0 && this.flipProbability === 0) return content ?? ERASED_VIEW;
     const target = new Uint8Array(this.pageTotal).fill(ERASED);

@@ -19,7 +19,7 @@
  * consecutive ids, and a fully scattered hash cost a cache miss per insert.
  * Limits: ids are 32-bit, types 8-bit (RECORD_ID_MAX, RECORD_TYPE_MAX in api.ts).
  */
-import { allocColumns, type Columns } from "./columns.ts";
+import { allocColumns, releaseColumns, type Columns } from "./columns.ts";
 import { NIL } from "./item-table.ts";
 
 const TYPES = 256;
@@ -224,9 +224,42 @@ export class RecTable {
     }
   }
 
-  private resizeRows(rows: number): void {
+  /**
+   * Empties the table and hands its memory back (columns.ts: releaseColumns) for the next
+   * mount. The table is as new afterwards; nothing may still hold one of its arrays.
+   */
+  release(): void {
+    const rows = this.rowColumns();
+    const slots = this.slots;
+    this.setRows(NO_ROWS);
+    this.typeHead = NO_TYPES.typeHead;
+    this.typeTail = NO_TYPES.typeTail;
+    this.typeCount = NO_TYPES.typeCount;
+    this.slots = NONE_I32;
+    this.shift = 0;
+    this.top = 0;
+    this.size = 0;
+    this.freeRows.length = 0;
+    releaseColumns(rows);
+    releaseColumns({ slots });
+  }
+
+  private rowColumns(): RowColumns {
     const { type, id, kind, version, length, copy0, copy1, mark0, mark1, prev, next } = this;
-    const c = allocColumns(ROW_COLUMNS, rows, { type, id, kind, version, length, copy0, copy1, mark0, mark1, prev, next });
+    return { type, id, kind, version, length, copy0, copy1, mark0, mark1, prev, next };
+  }
+
+  private resizeRows(rows: number): void {
+    this.setRows(allocColumns(ROW_COLUMNS, rows, this.rowColumns()));
+    if (this.typeHead.length === 0) {
+      const t = allocColumns(TYPE_COLUMNS, TYPES);
+      this.typeHead = t.typeHead.fill(NIL);
+      this.typeTail = t.typeTail.fill(NIL);
+      this.typeCount = t.typeCount;
+    }
+  }
+
+  private setRows(c: RowColumns): void {
     this.type = c.type;
     this.id = c.id;
     this.kind = c.kind;
@@ -238,11 +271,5 @@ export class RecTable {
     this.mark1 = c.mark1;
     this.prev = c.prev;
     this.next = c.next;
-    if (this.typeHead.length === 0) {
-      const t = allocColumns(TYPE_COLUMNS, TYPES);
-      this.typeHead = t.typeHead.fill(NIL);
-      this.typeTail = t.typeTail.fill(NIL);
-      this.typeCount = t.typeCount;
-    }
   }
 }

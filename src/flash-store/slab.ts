@@ -11,6 +11,8 @@
  * slab's fill byte; they are 8-byte aligned, so any typed array may be laid over one.
  */
 export const SLAB_BYTES = 64 * 1024;
+/** Requests above SLAB_BYTES / SLAB_PIECE_DIVISOR get a buffer of their own. */
+export const SLAB_PIECE_DIVISOR = 4;
 const PIECE_ALIGN = 8;
 
 export class Slab {
@@ -24,7 +26,7 @@ export class Slab {
 
   /** A fresh piece of `bytes` bytes, each equal to the slab's fill byte. */
   carve(bytes: number): Uint8Array {
-    if (bytes > SLAB_BYTES / 4) return this.fresh(bytes);
+    if (bytes > SLAB_BYTES / SLAB_PIECE_DIVISOR) return this.fresh(bytes);
     if (this.used + bytes > SLAB_BYTES) {
       this.slab = this.fresh(SLAB_BYTES);
       this.used = 0;

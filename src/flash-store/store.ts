@@ -32,7 +32,7 @@
  */
 import { hmacSm3, sm4Ctr, SM4_KEY_BYTES } from "../crypto/index.ts";
 import { checkTransaction, CRITICAL_TYPE_LIMIT, RECORD_TYPE_MAX, StoreError, type RecordStore, type StoreStats, type TxOp } from "./api.ts";
-import { allocColumns } from "./columns.ts";
+import { allocColumns, releaseColumns, scratchBytes } from "./columns.ts";
 import { Slab } from "./slab.ts";
 import { BAD_BLOCK_MARKER_OFFSET, pageTotalBytes, sameGeometry, type Geometry } from "./geometry.ts";
 import {
@@ -333,6 +333,58 @@ const keyOf = (type: number, id: number): number => type * TYPE_SPAN + id;
 const copiesFor = (type: number): number => (type < CRITICAL_TYPE_LIMIT ? 2 : 1);
 const copyOfFlags = (flags: number): number => (flags & FLAG_COPY2 ? 1 : 0);
 
+/** A summary page's used part (header and entries) copied into `scratch`, or null when its entry count overruns the page. */
+function keepSummary(page: Uint8Array, scratch: PageScratch): Uint8Array | null {
+  const used = PAGE_HEADER_BYTES + readU16(page, PH_COUNT) * SUMMARY_ENTRY_BYTES;
+  return used <= readU16(page, PH_USED) ? scratch.keep(page, used) : null;
+}
+
+const SCRATCH_ALIGN = 8;
+
+/**
+ * The summary pages mount keeps from pass 1 to pass 2, copied into buffers of the spare table
+ * memory (columns.ts): pages read into one reused buffer (Media.readPage `into`) cost no
+ * allocation each, and a remount reuses the scratch. Buffers only grow (a full one is kept
+ * whole: views into it are live) and all go back at release, after pass 2.
+ */
+class PageScratch {
+  private bytes: Uint8Array = new Uint8Array(0);
+  private used = 0;
+  private readonly full: Uint8Array[] = [];
+  constructor(private readonly firstBytes: number) {}
+
+  keep(page: Uint8Array, length: number): Uint8Array {
+    if (this.used + length > this.bytes.length) {
+      if (this.bytes.length) this.full.push(this.bytes);
+      this.bytes = scratchBytes(Math.max(this.bytes.length * 2, this.firstBytes, length));
+      this.used = 0;
+    }
+    this.bytes.set(page.subarray(0, length), this.used);
+    const out = this.bytes.subarray(this.used, this.used + length);
+    this.used += (length + SCRATCH_ALIGN - 1) & ~(SCRATCH_ALIGN - 1);
+    return out;
+  }
+
+  /** Where keep() stands now, for rewind(). */
+  mark(): { bytes: Uint8Array; used: number } {
+    return { bytes: this.bytes, used: this.used };
+  }
+
+  /** Drops what was kept since `mark` (when still in the same buffer; else it is merely left unused). */
+  rewind(mark: { bytes: Uint8Array; used: number }): void {
+    if (mark.bytes === this.bytes) this.used = mark.used;
+  }
+
+  /** Hands the buffers back; no view of them may be used afterwards. */
+  release(): void {
+    for (const bytes of this.full) releaseColumns({ bytes });
+    releaseColumns({ bytes: this.bytes });
+    this.full.length = 0;
+    this.bytes = new Uint8Array(0);
+    this.used = 0;
+  }
+}
+
 function assert(condition: boolean, message: string): asserts condition {
   if (!condition) throw new Error(`flash store invariant violated: ${message}`);
 }
@@ -376,6 +428,8 @@ export class FlashStore implements RecordStore {
   private reclaimedTotal = 0;
   private liveCost = 0;
   private poisoned = false;
+  /** False after unmount(): the tables were handed back, and every call throws UNMOUNTED. */
+  private mounted = true;
   private readonly counters = { eccCorrections: 0, eccUncorrectable: 0, gcRuns: 0, scrubs: 0, itemsRelocated: 0, repairs: 0, lostItems: 0, payloadBytesWritten: 0 };
   private readonly wearLevelDelta: number;
 
@@ -456,10 +510,12 @@ export class FlashStore implements RecordStore {
     const loaded: { b: number; pages: (Uint8Array | null)[]; sealed: boolean }[] = [];
     let entries = 0;
     let headers = 0;
+    const scratch = new PageScratch(this.g.blocks * this.g.pageBytes); // one summary page per block, then doubling
+    const into = new Uint8Array(this.pageTotal); // each page read lands here, or is an immutable view
     for (let b = 0; b < this.g.blocks; b++) {
       const info = this.block(b);
       info.eraseCount = -1;
-      const start = this.readBlockStart(b);
+      const start = this.readBlockStart(b, into);
       if (start.bad) {
         info.state = BlockState.Bad;
         continue;
@@ -472,7 +528,7 @@ export class FlashStore implements RecordStore {
       info.eraseCount = header.eraseCount;
       info.lane = header.lane;
       this.nextBlockSeq = Math.max(this.nextBlockSeq, header.seq + 1);
-      const summary = this.readSummaryPages(b);
+      const summary = this.readSummaryPages(b, scratch, into);
       if (summary) {
         info.state = BlockState.Sealed;
         loaded.push({ b, pages: summary, sealed: true });
@@ -494,6 +550,7 @@ export class FlashStore implements RecordStore {
       if (sealed) for (const page of pages) this.loadSummaryPage(page as Uint8Array, b);
       else this.loadDataPages(b, pages);
     }
+    scratch.release();
     this.rebuildIndex();
   }
 
@@ -872,6 +929,8 @@ export class FlashStore implements RecordStore {
    * with its step boundary's, hundreds per cut point on a full store; reading them was most of it.
    */
   readsSameAs(other: FlashStore, type: number, id: number): boolean {
+    this.checkMounted();
+    other.checkMounted();
     if (!this.readOnly || !other.readOnly || !this.key || !other.key || !bytesEqual(this.key, other.key)) return false;
     if (!sameGeometry(this.g, other.g) || !this.chip.readsExact || !other.chip.readsExact) return false;
     const r = this.recs.find(type, id);
@@ -900,6 +959,7 @@ export class FlashStore implements RecordStore {
   }
 
   ids(type: number): number[] {
+    this.checkMounted();
     const out: number[] = [];
     const recs = this.recs;
     if (Number.isInteger(type) && type >= 0 && type <= RECORD_TYPE_MAX) {
@@ -909,6 +969,7 @@ export class FlashStore implements RecordStore {
   }
 
   isReclaimable(type: number, id: number): boolean {
+    this.checkMounted();
     const r = this.recs.find(type, id);
     return r !== NIL && this.recs.kind[r] === ITEM_PUT && this.hasMark(r);
   }
@@ -924,6 +985,7 @@ export class FlashStore implements RecordStore {
   }
 
   stats(): StoreStats {
+    this.checkMounted();
     const recordsByType: Record<number, number> = {};
     let records = 0;
     let reclaimableRecords = 0;
@@ -951,6 +1013,7 @@ export class FlashStore implements RecordStore {
   }
 
   flashStats(): FlashStats {
+    this.checkMounted();
     const eraseCounts = [...this.table.eraseCount];
     const goodIndex = eraseCounts.flatMap((_, b) => (this.table.state[b] !== BlockState.Bad ? [b] : []));
     const good = goodIndex;
@@ -976,6 +1039,7 @@ export class FlashStore implements RecordStore {
 
   /** Where the copies of a record live (diagnostics and tests): one entry per fragment per copy. */
   locations(type: number, id: number): { copy: number; fragment: number; block: number; page: number; lane: number }[] {
+    this.checkMounted();
     const r = this.recs.find(type, id);
     if (r === NIL || this.recs.kind[r] !== ITEM_PUT) return [];
     const out: { copy: number; fragment: number; block: number; page: number; lane: number }[] = [];
@@ -1000,6 +1064,7 @@ export class FlashStore implements RecordStore {
    * Returns the table sizes it saw.
    */
   checkIndex(): { items: number; itemRows: number; freeItemRows: number; detachedItems: number; records: number } {
+    this.checkMounted();
     const it = this.items;
     const recs = this.recs;
     const t = this.table;
@@ -1117,6 +1182,23 @@ export class FlashStore implements RecordStore {
       for (const [key, n] of recount) assert(this.keyEntries.get(key) === n, `keyEntries of ${key}: ${this.keyEntries.get(key)}, recount ${n}`);
     }
     return { items: listed + pending, itemRows: top, freeItemRows: it.freeRows(), detachedItems: detached, records: rows };
+  }
+
+  /**
+   * Ends the store and hands its RAM back: the large index tables go to the spare memory the
+   * next mount takes (columns.ts), as a device's firmware reuses its static index RAM after a
+   * power cycle. Flash is untouched: a commit is on flash when it returns, nothing is buffered.
+   * Every later call on this store throws UNMOUNTED; unmounting again does nothing.
+   */
+  unmount(): void {
+    if (!this.mounted) return;
+    this.mounted = false;
+    this.items.release();
+    this.recs.release();
+    this.moreFrags.clear();
+    this.frameLive.clear();
+    this.commits.clear();
+    this.pageCache.clear();
   }
 
   /** Runs pending maintenance now: relocation of blocks left open by a cut, scrubs, repairs. */
@@ -1937,11 +2019,11 @@ export class FlashStore implements RecordStore {
   // ---- reading ---------------------------------------------------------------------------------------
 
   /** Reads and verifies a page: CRC first, ECC only when the CRC fails. Null when unreadable or erased. */
-  private readValidPage(b: number, p: number): Uint8Array | null {
+  private readValidPage(b: number, p: number, into?: Uint8Array): Uint8Array | null {
     const cacheKey = b * this.g.pagesPerBlock + p;
     const cached = this.pageCache.get(cacheKey);
     if (cached) return cached;
-    return this.validatePage(b, p, this.chip.readPageView(b, p));
+    return this.validatePage(b, p, this.chip.readPageView(b, p, into), into);
   }
 
   /**
@@ -1950,11 +2032,12 @@ export class FlashStore implements RecordStore {
    * its used part is all there and its CRC holds (readers stay within the used part);
    * otherwise a full copy (trimmed bytes 0xFF) is what gets checked and corrected.
    */
-  private validatePage(b: number, p: number, view: Uint8Array): Uint8Array | null {
+  private validatePage(b: number, p: number, view: Uint8Array, into?: Uint8Array): Uint8Array | null {
     if (view.length === 0) return null; // erased (a view stores no byte past its end: all read 0xFF)
     const cacheKey = b * this.g.pagesPerBlock + p;
+    const transient = view === into; // the caller's buffer, reused by its next read: neither cached nor memoized
     let page = view;
-    if (!this.viewValid(view)) {
+    if (!this.viewValid(view, transient)) {
       page = new Uint8Array(this.pageTotal).fill(0xff);
       page.set(view.subarray(0, this.pageTotal));
       if (!pageLooksValid(page, this.g.pageBytes)) {
@@ -1967,14 +2050,15 @@ export class FlashStore implements RecordStore {
         this.noteCorrections(b, outcome.corrected);
       }
     }
+    if (transient && page === view) return page;
     if (this.pageCache.size > 64) this.pageCache.clear();
     this.pageCache.set(cacheKey, page);
     return page;
   }
 
   /** The view holds its whole used part and its header and CRC hold (remembered across mounts: DecryptCache). */
-  private viewValid(view: Uint8Array): boolean {
-    const known = this.cache?.validPages;
+  private viewValid(view: Uint8Array, transient: boolean): boolean {
+    const known = transient ? undefined : this.cache?.validPages;
     if (known?.has(view)) return true;
     if (!(view.length >= PAGE_HEADER_BYTES && readU16(view, PH_USED) <= view.length && pageLooksValid(view, this.g.pageBytes))) return false;
     known?.add(view);
@@ -1993,12 +2077,15 @@ export class FlashStore implements RecordStore {
     }
   }
 
-  /** Reads page 0 once: the bad-block marker (spare byte 0) and the block header. */
-  private readBlockStart(b: number): { bad: boolean; header: BlockHeader | null } {
-    const raw = this.chip.readPageView(b, 0);
+  /**
+   * Reads page 0 once: the bad-block marker (spare byte 0) and the block header. With `into`
+   * (see Media.readPage) the header's keyCheck may view `into`: use it before the next read.
+   */
+  private readBlockStart(b: number, into?: Uint8Array): { bad: boolean; header: BlockHeader | null } {
+    const raw = this.chip.readPageView(b, 0, into);
     const at = this.g.pageBytes + BAD_BLOCK_MARKER_OFFSET;
     if (at < raw.length && isBadMarker(raw[at] as number)) return { bad: true, header: null }; // past a view's end: erased (good)
-    return { bad: false, header: this.parseHeader(b, this.validatePage(b, 0, raw)) };
+    return { bad: false, header: this.parseHeader(b, this.validatePage(b, 0, raw, into)) };
   }
 
   private parseHeader(b: number, page: Uint8Array | null): BlockHeader | null {
@@ -2017,23 +2104,35 @@ export class FlashStore implements RecordStore {
   }
 
   /**
-   * The block's summary pages, verified, or null when the block was never sealed or its
-   * summary is unreadable. Every page is checked before any entry is used, so a bad summary
-   * leaves nothing behind (the block is then scanned instead).
+   * The block's summary pages, verified and kept in `scratch`, or null when the block was never
+   * sealed or its summary is unreadable. Every page is checked before any entry is used, so a
+   * bad summary leaves nothing behind (the block is then scanned instead; its copies are
+   * dropped from the scratch). Each page is read into `into` (Media.readPage) and copied out at
+   * once. Reads: the last page first, then the others in order (as always).
    */
-  private readSummaryPages(b: number): Uint8Array[] | null {
+  private readSummaryPages(b: number, scratch: PageScratch, into: Uint8Array): Uint8Array[] | null {
     const ppb = this.g.pagesPerBlock;
-    const last = this.readValidPage(b, ppb - 1);
-    if (!last || last[PH_KIND] !== PAGE_KIND_SUMMARY) return null;
-    const total = readU16(last, PH_TOTAL);
-    if (total < 1 || readU16(last, PH_INDEX) !== total - 1 || total >= ppb) return null;
+    const mark = scratch.mark();
+    const lastPage = this.readValidPage(b, ppb - 1, into);
+    if (!lastPage || lastPage[PH_KIND] !== PAGE_KIND_SUMMARY) return null;
+    const total = readU16(lastPage, PH_TOTAL);
+    if (total < 1 || readU16(lastPage, PH_INDEX) !== total - 1 || total >= ppb) return null;
+    const last = keepSummary(lastPage, scratch);
     const pages: Uint8Array[] = [];
-    for (let i = 0; i < total; i++) {
-      const page = i === total - 1 ? last : this.readValidPage(b, ppb - total + i);
-      if (!page || page[PH_KIND] !== PAGE_KIND_SUMMARY || readU16(page, PH_INDEX) !== i) return null;
-      if (PAGE_HEADER_BYTES + readU16(page, PH_COUNT) * SUMMARY_ENTRY_BYTES > readU16(page, PH_USED)) return null;
-      pages.push(page);
+    for (let i = 0; i < total - 1; i++) {
+      const page = this.readValidPage(b, ppb - total + i, into);
+      const kept = page && page[PH_KIND] === PAGE_KIND_SUMMARY && readU16(page, PH_INDEX) === i ? keepSummary(page, scratch) : null;
+      if (!kept) {
+        scratch.rewind(mark);
+        return null;
+      }
+      pages.push(kept);
     }
+    if (!last) {
+      scratch.rewind(mark);
+      return null;
+    }
+    pages.push(last);
     return pages;
   }
 
@@ -2218,8 +2317,14 @@ export class FlashStore implements RecordStore {
   }
 
 
+  /** Throws UNMOUNTED once the store was unmounted (its tables may serve another store now). */
+  private checkMounted(): void {
+    if (!this.mounted) throw new StoreError("UNMOUNTED", "the store was unmounted: mount the chip again");
+  }
+
   /** Runs `body`; a power loss poisons the store (remount needed) and surfaces as StoreError POWER_LOST. */
   private guard<T>(body: () => T): T {
+    this.checkMounted();
     if (this.poisoned) throw new StoreError("POWER_LOST", "power was lost: remount the store");
     try {
       return body();

@@ -179,6 +179,7 @@ describe("file image tail read-ahead", () => {
     const rng = new Rng(31);
     const next = new Array<number>(geometry.blocks).fill(0);
     const pageTotal = geometry.pageBytes + geometry.spareBytes;
+    const into = new Uint8Array(pageTotal);
     for (let step = 0; step < 3000; step++) {
       const block = rng.int(geometry.blocks);
       const r = rng.int(10);
@@ -197,6 +198,12 @@ describe("file image tail read-ahead", () => {
         // block's header page (read ahead with the tail).
         const page = r < 8 ? geometry.pagesPerBlock - 1 - rng.int(TAIL_READ_AHEAD_PAGES + 2) : rng.int(geometry.pagesPerBlock);
         expect(file.readPage(block, page), `step ${step} block ${block} page ${page}`).toEqual(memory.readPage(block, page));
+        // Read into the caller's buffer (as a mount does): the same bytes, in `into` for a file.
+        const view = file.readPageView(block, page, into);
+        const full = new Uint8Array(pageTotal).fill(0xff);
+        full.set(view);
+        expect(full, `step ${step} block ${block} page ${page} into`).toEqual(memory.readPage(block, page));
+        expect(view.length === 0 || view === into).toBe(true);
         if (r < 8 && block + 1 < geometry.blocks && rng.int(2) === 0) expect(file.readPage(block + 1, 0), `step ${step} block ${block + 1} page 0`).toEqual(memory.readPage(block + 1, 0));
       }
     }

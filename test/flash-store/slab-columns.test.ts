@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { allocColumns } from "../../src/flash-store/columns.ts";
+import { allocColumns, releaseColumns, scratchBytes, spareTableBytes } from "../../src/flash-store/columns.ts";
 import { Slab, SLAB_BYTES } from "../../src/flash-store/slab.ts";
 
 describe("Slab", () => {
@@ -62,5 +62,46 @@ describe("allocColumns", () => {
   it("refuses a negative or fractional row count", () => {
     expect(() => allocColumns(SPEC, -1)).toThrow(RangeError);
     expect(() => allocColumns(SPEC, 1.5)).toThrow(RangeError);
+  });
+});
+
+describe("spare table memory (releaseColumns)", () => {
+  const SPEC = { a: Float64Array, b: Uint8Array } as const;
+  const LARGE_ROWS = 4096; // 36 KiB: a buffer of its own, not a slab piece
+
+  it("gives a released table's buffer to the next table of a fitting size, zeroed again", () => {
+    const first = allocColumns(SPEC, LARGE_ROWS);
+    first.a.fill(3.5);
+    first.b.fill(9);
+    const buffer = first.a.buffer;
+    const before = spareTableBytes();
+    releaseColumns(first);
+    expect(spareTableBytes()).toBe(before + buffer.byteLength);
+    releaseColumns(first); // twice: still one spare
+    expect(spareTableBytes()).toBe(before + buffer.byteLength);
+    const second = allocColumns(SPEC, LARGE_ROWS - 10);
+    expect(second.a.buffer).toBe(buffer);
+    expect(spareTableBytes()).toBe(before);
+    expect([...second.a].every((v) => v === 0) && [...second.b].every((v) => v === 0)).toBe(true);
+  });
+
+  it("leaves slab pieces alone, and never serves a small table from a much larger spare", () => {
+    const before = spareTableBytes();
+    releaseColumns(allocColumns(SPEC, 10)); // a slab piece: other tables share its slab
+    expect(spareTableBytes()).toBe(before);
+    const big = allocColumns(SPEC, LARGE_ROWS * 4);
+    releaseColumns(big);
+    const small = allocColumns(SPEC, LARGE_ROWS);
+    expect(small.a.buffer).not.toBe(big.a.buffer);
+    expect(allocColumns(SPEC, LARGE_ROWS * 3).a.buffer).toBe(big.a.buffer);
+  });
+
+  it("hands out scratch bytes from the spares too (content unspecified), and small scratch from a slab", () => {
+    const spare = scratchBytes(100_000);
+    spare.fill(7);
+    releaseColumns({ bytes: spare });
+    const again = scratchBytes(90_000);
+    expect(again.buffer).toBe(spare.buffer);
+    expect(scratchBytes(100).buffer.byteLength).toBe(SLAB_BYTES);
   });
 });
