@@ -33,8 +33,8 @@ export const IMAGE_TABLE_ENTRY_BYTES = 8;
 const ALIGN = 4096;
 /** Most pages a read of a block's last page fetches (its tail: a full block's summary pages fit in it). */
 export const TAIL_READ_AHEAD_PAGES = 8;
-/** Tail pages a read-ahead fetches beyond what the previous block's reads used (blocks differ a little). */
-const TAIL_READ_AHEAD_MARGIN = 1;
+/** Pages a run of in-order reads (page p right after page p - 1 of one block) fetches at once: a mount scans a block that has no summary page by page. */
+const SEQUENTIAL_READ_AHEAD_PAGES = TAIL_READ_AHEAD_PAGES + 1;
 
 export const IH_MAGIC = 0;
 export const IH_VERSION = 8;
@@ -94,12 +94,15 @@ export class FileMedia implements Media {
   private aheadCount = 0;
   /**
    * Tail pages the next read-ahead fetches: what the last read-ahead's block turned out to
-   * need (`tailUsed`: its last page back to the earliest page asked of it) plus a margin. A
-   * mount reads blocks alike, so it copies ~5 pages per block out of the kernel, not 9.
+   * need (`tailUsed`: its last page back to the earliest page asked of it). A mount reads
+   * blocks alike, so it copies ~6 pages per block out of the kernel, not 9; a block that
+   * needs more costs a read per page it lacks.
    */
   private tailPages = TAIL_READ_AHEAD_PAGES;
   private tailBlock = -1;
   private tailUsed = 0;
+  /** The page that would continue the last run of in-order reads (global index), or -1. */
+  private sequentialNext = -1;
   private constructor(readonly path: string, fd: number, readonly geometry: Geometry, readonly endurance: number, private readonly durable: boolean) {
     this.fd = fd;
     this.pageTotal = pageTotalBytes(geometry);
@@ -170,37 +173,48 @@ export class FileMedia implements Media {
   }
 
   /**
-   * A read of a block's last page fetches its last TAIL_READ_AHEAD_PAGES pages and the next
-   * block's first page in one pread: a store keeps its block summaries in a block's tail and
-   * mounts by reading block headers (page 0) and tails in block order, and in the file the
-   * tail of block b runs straight into page 0 of block b + 1. So a mount costs about one
-   * system call per block instead of one per page. The pages stay cached until the next
-   * read-ahead or any write or erase (the image lock makes this process the file's only
-   * writer).
+   * A read of a block's last page fetches its tail (at most TAIL_READ_AHEAD_PAGES pages, as
+   * many as the previous block's reads used) and the next block's first page in one pread: a
+   * store keeps its block summaries in a block's tail and mounts by reading block headers
+   * (page 0) and tails in block order, and in the file the tail of block b runs straight into
+   * page 0 of block b + 1. So a mount costs about one system call per written block instead
+   * of one per page. A page at or past the block's write pointer is erased and costs no read;
+   * in-order reads of a block (a scan of one without a summary) fetch
+   * SEQUENTIAL_READ_AHEAD_PAGES at a time. The pages stay cached until the next read-ahead or
+   * any write or erase (the image lock makes this process the file's only writer).
    */
   readPage(block: number, page: number, into?: Uint8Array): Uint8Array | null {
     const ppb = this.geometry.pagesPerBlock;
     const at = block * ppb + page;
+    const sequential = at === this.sequentialNext;
+    this.sequentialNext = at + 1;
     if (block === this.tailBlock) this.tailUsed = Math.max(this.tailUsed, ppb - page);
+    if (page >= this.writePointer(block)) return null; // erased: nothing was written there since the block's erase (eraseBlock's invariant)
     if (at >= this.aheadFirst && at < this.aheadFirst + this.aheadCount) return this.aheadPage(at - this.aheadFirst, into);
     if (page === ppb - 1) {
-      if (this.tailBlock >= 0) this.tailPages = Math.min(TAIL_READ_AHEAD_PAGES, this.tailUsed + TAIL_READ_AHEAD_MARGIN);
+      if (this.tailBlock >= 0) this.tailPages = Math.min(TAIL_READ_AHEAD_PAGES, this.tailUsed);
       this.tailBlock = block;
       this.tailUsed = 1;
       const first = Math.max(block * ppb, at - this.tailPages + 1);
       const end = Math.min(at + 2, this.geometry.blocks * ppb); // through page 0 of the next block, if any
-      const count = end - first;
-      if (this.aheadRaw.length === 0) this.aheadRaw = new Uint8Array((TAIL_READ_AHEAD_PAGES + 1) * this.pageTotal);
-      this.aheadCount = 0; // until the read below has filled the buffer
-      readFully(this.fd, this.aheadRaw.subarray(0, count * this.pageTotal), this.dataOffset + first * this.pageTotal);
-      this.aheadFirst = first;
-      this.aheadCount = count;
-      return this.aheadPage(at - first, into);
+      return this.readAhead(first, end - first, at, into);
     }
+    if (sequential) return this.readAhead(at, Math.min(SEQUENTIAL_READ_AHEAD_PAGES, ppb - page), at, into);
     const out = into ?? new Uint8Array(this.pageTotal);
     readFully(this.fd, out, this.pageOffset(block, page));
     return invert(out) ? out : null;
   }
+
+  /** Reads `count` pages from global page `first` into the read-ahead buffer; returns page `at` of them. */
+  private readAhead(first: number, count: number, at: number, into?: Uint8Array): Uint8Array | null {
+    if (this.aheadRaw.length === 0) this.aheadRaw = new Uint8Array(Math.max(TAIL_READ_AHEAD_PAGES + 1, SEQUENTIAL_READ_AHEAD_PAGES) * this.pageTotal);
+    this.aheadCount = 0; // until the read below has filled the buffer
+    readFully(this.fd, this.aheadRaw.subarray(0, count * this.pageTotal), this.dataOffset + first * this.pageTotal);
+    this.aheadFirst = first;
+    this.aheadCount = count;
+    return this.aheadPage(at - first, into);
+  }
+
 
   /** Page i of the read-ahead, decoded into `into` or a page of its own, or null when erased. */
   private aheadPage(i: number, into?: Uint8Array): Uint8Array | null {
