@@ -64,6 +64,9 @@ export const FILL_DENOMINATOR = 4;
 export const SCRUB_THRESHOLD = 3;
 /** Static wear levelling moves the coldest block once max - min erase count exceeds this. */
 export const WEAR_LEVEL_DELTA = 8;
+/** Indices of the store's sequence counters (FlashStore.seq). */
+const SEQ_VERSION = 0;
+const SEQ_FRAME = 1;
 /** After a mount, versions and frames restart this far above the largest seen (nonce safety). */
 export const SEQUENCE_GAP_AFTER_MOUNT = 1 << 22;
 /** A store's format id when the caller gives none. */
@@ -287,30 +290,62 @@ interface ItemScan {
   recordItems: number;
 }
 
+/**
+ * Items a mount pass handles per call of its loop function. Why: a loop function called once
+ * per mount is compiled by V8 while it runs (on-stack replacement), without type feedback for
+ * the code after the loop, and that compiled loop was thrown away at every mount
+ * (--trace-deopt); called ~50 times per mount, the function is compiled whole, in the first
+ * mount, for every later one.
+ */
+const MOUNT_CHUNK_ITEMS = 4096;
+
+/** Slots of the totals scanRange accumulates over the chunks of one mount. */
+const TOTAL_MAX_VERSION = 0;
+const TOTAL_MAX_FRAME = 1;
+const TOTAL_RECORD_ITEMS = 2;
+const TOTAL_SLOTS = 3;
+
 /** Mount, pass 1 over every item: the largest version and frame, and the commits. */
 function scanItems(it: ItemTable): ItemScan {
-  const { kind, flags, fragIndex, version, frame } = it;
-  const n = it.top;
-  let maxVersion = 0;
-  let maxFrame = 0;
-  let recordItems = 0;
-  const committed = new Set<number>();
+  const totals = new Float64Array(TOTAL_SLOTS);
   const commitItems: Item[] = [];
-  const relocatedCommits: Item[] = [];
-  for (let h = 0; h < n; h++) {
+  const n = it.top;
+  for (let from = 0; from < n; from += MOUNT_CHUNK_ITEMS) scanRange(it, from, Math.min(n, from + MOUNT_CHUNK_ITEMS), totals, commitItems);
+  return scanCommits(it, commitItems, totals);
+}
+
+/**
+ * scanItems over items [from, to). The totals are kept in `totals` inside the loop: code after
+ * a loop has no type feedback when V8 compiles the loop while it runs (the first call), and
+ * stores there threw that code away at every later call.
+ */
+function scanRange(it: ItemTable, from: number, to: number, totals: Float64Array, commitItems: Item[]): void {
+  const { kind, flags, fragIndex, version, frame } = it;
+  for (let h = from; h < to; h++) {
     const f = frame[h] as number;
-    if (f > maxFrame) maxFrame = f;
-    const v = version[h] as number;
-    if (kind[h] === ITEM_COMMIT) {
+    if (f > (totals[TOTAL_MAX_FRAME] as number)) totals[TOTAL_MAX_FRAME] = f;
+    const k = kind[h] as number;
+    if (k === ITEM_COMMIT) {
       commitItems.push(h);
-      if (v === f) committed.add(f);
-      else relocatedCommits.push(h);
-    } else {
-      if (v > maxVersion) maxVersion = v;
-      if (kind[h] !== ITEM_MARK && fragIndex[h] === 0 && ((flags[h] as number) & FLAG_COPY2) === 0) recordItems++;
+      continue;
     }
+    const v = version[h] as number;
+    if (v > (totals[TOTAL_MAX_VERSION] as number)) totals[TOTAL_MAX_VERSION] = v;
+    if (k !== ITEM_MARK && fragIndex[h] === 0 && ((flags[h] as number) & FLAG_COPY2) === 0) (totals[TOTAL_RECORD_ITEMS] as number)++;
   }
-  return { maxVersion, maxFrame, committed, commitItems, relocatedCommits, recordItems };
+}
+
+/** The rest of scanItems: which commit items commit their own frame, which were relocated. */
+function scanCommits(it: ItemTable, commitItems: Item[], totals: Float64Array): ItemScan {
+  const { version, frame } = it;
+  const committed = new Set<number>();
+  const relocatedCommits: Item[] = [];
+  for (const h of commitItems) {
+    const f = frame[h] as number;
+    if (version[h] === f) committed.add(f);
+    else relocatedCommits.push(h);
+  }
+  return { maxVersion: totals[TOTAL_MAX_VERSION] as number, maxFrame: totals[TOTAL_MAX_FRAME] as number, committed, commitItems, relocatedCommits, recordItems: totals[TOTAL_RECORD_ITEMS] as number };
 }
 
 /** A relocated commit counts when the frame carrying it was committed (repeat until nothing changes). */
@@ -334,9 +369,15 @@ const copiesFor = (type: number): number => (type < CRITICAL_TYPE_LIMIT ? 2 : 1)
 const copyOfFlags = (flags: number): number => (flags & FLAG_COPY2 ? 1 : 0);
 
 /** A summary page's used part (header and entries) copied into `scratch`, or null when its entry count overruns the page. */
-function keepSummary(page: Uint8Array, scratch: PageScratch): Uint8Array | null {
+/**
+ * A summary page, kept for pass 2, or null when its entry count overruns its used bytes. A page
+ * read into `into` is copied (its used part) into `scratch`; any other page is a media's
+ * immutable view and is kept as it is.
+ */
+function keepSummary(page: Uint8Array, scratch: PageScratch, into: Uint8Array): Uint8Array | null {
   const used = PAGE_HEADER_BYTES + readU16(page, PH_COUNT) * SUMMARY_ENTRY_BYTES;
-  return used <= readU16(page, PH_USED) ? scratch.keep(page, used) : null;
+  if (used > readU16(page, PH_USED)) return null;
+  return page === into ? scratch.keep(page, used) : page;
 }
 
 const SCRATCH_ALIGN = 8;
@@ -347,10 +388,16 @@ const SCRATCH_ALIGN = 8;
  * allocation each, and a remount reuses the scratch. Buffers only grow (a full one is kept
  * whole: views into it are live) and all go back at release, after pass 2.
  */
+const NO_BYTES = new Uint8Array(0);
+/** Mount's page buffers for reads into the caller's buffer (Media.readPage `into`): slab pieces, not a backing store per mount. */
+const mountPages = new Slab(0);
+
 class PageScratch {
-  private bytes: Uint8Array = new Uint8Array(0);
+  private bytes: Uint8Array = NO_BYTES;
   private used = 0;
   private readonly full: Uint8Array[] = [];
+  private markBytes: Uint8Array = NO_BYTES;
+  private markUsed = 0;
   constructor(private readonly firstBytes: number) {}
 
   keep(page: Uint8Array, length: number): Uint8Array {
@@ -365,14 +412,15 @@ class PageScratch {
     return out;
   }
 
-  /** Where keep() stands now, for rewind(). */
-  mark(): { bytes: Uint8Array; used: number } {
-    return { bytes: this.bytes, used: this.used };
+  /** Remembers where keep() stands now, for rewind(). */
+  mark(): void {
+    this.markBytes = this.bytes;
+    this.markUsed = this.used;
   }
 
-  /** Drops what was kept since `mark` (when still in the same buffer; else it is merely left unused). */
-  rewind(mark: { bytes: Uint8Array; used: number }): void {
-    if (mark.bytes === this.bytes) this.used = mark.used;
+  /** Drops what was kept since mark() (when still in the same buffer; else it is merely left unused). */
+  rewind(): void {
+    if (this.markBytes === this.bytes) this.used = this.markUsed;
   }
 
   /** Hands the buffers back; no view of them may be used afterwards. */
@@ -380,7 +428,8 @@ class PageScratch {
     for (const bytes of this.full) releaseColumns({ bytes });
     releaseColumns({ bytes: this.bytes });
     this.full.length = 0;
-    this.bytes = new Uint8Array(0);
+    this.bytes = NO_BYTES;
+    this.markBytes = NO_BYTES;
     this.used = 0;
   }
 }
@@ -422,8 +471,13 @@ export class FlashStore implements RecordStore {
   private readonly gcQueue = new Set<number>();
   private readonly repairQueue = new Set<number>();
   private readonly pageCache = new Map<number, Uint8Array>();
-  private nextVersion = 1;
-  private nextFrame = 1;
+  /**
+   * The next version and frame numbers (SEQ_VERSION, SEQ_FRAME): 48-bit counters, exact in a
+   * double. In a Float64Array, not number fields: a field that starts as a small integer and
+   * later holds a value read from the item table (a double) changes representation, and V8
+   * then drops all code compiled for the store (--trace-deopt, "wrong map", at a second mount).
+   */
+  private readonly seq = Float64Array.of(1, 1);
   private nextBlockSeq = 1;
   private reclaimedTotal = 0;
   private liveCost = 0;
@@ -511,7 +565,7 @@ export class FlashStore implements RecordStore {
     let entries = 0;
     let headers = 0;
     const scratch = new PageScratch(this.g.blocks * this.g.pageBytes); // one summary page per block, then doubling
-    const into = new Uint8Array(this.pageTotal); // each page read lands here, or is an immutable view
+    const into = mountPages.carve(this.pageTotal); // a page read lands here, or is a media's immutable view
     for (let b = 0; b < this.g.blocks; b++) {
       const info = this.block(b);
       info.eraseCount = -1;
@@ -585,27 +639,28 @@ export class FlashStore implements RecordStore {
     this.indexRecords(scan.committed);
     this.mountAccounting();
     this.mountCommits(scan.commitItems, scan.committed);
-    this.nextVersion = scan.maxVersion + SEQUENCE_GAP_AFTER_MOUNT;
-    this.nextFrame = scan.maxFrame + SEQUENCE_GAP_AFTER_MOUNT;
+    this.seq[SEQ_VERSION] = scan.maxVersion + SEQUENCE_GAP_AFTER_MOUNT;
+    this.seq[SEQ_FRAME] = scan.maxFrame + SEQUENCE_GAP_AFTER_MOUNT;
   }
 
   /**
    * Mount: every item of a committed frame into the record table (newest version wins; a
-   * tombstone is a version too). One loop in a function of its own, as every pass of the
-   * mount: V8 compiles a long loop while it runs (on-stack replacement), and code after the
-   * loop in the same function is then compiled without type feedback and throws the whole
-   * function back to the interpreter when reached (seen in --trace-deopt on every mount of a
-   * full device).
+   * tombstone is a version too), MOUNT_CHUNK_ITEMS per call of indexRange (see there why).
    */
   private indexRecords(committed: ReadonlySet<number>): void {
+    const n = this.items.top;
+    for (let from = 0; from < n; from += MOUNT_CHUNK_ITEMS) this.indexRange(from, Math.min(n, from + MOUNT_CHUNK_ITEMS), committed);
+  }
+
+  /** indexRecords over items [from, to). */
+  private indexRange(from: number, to: number, committed: ReadonlySet<number>): void {
     const it = this.items;
-    const n = it.top;
     // No item is allocated below, so the arrays stay the table's own.
     const { kind, flags, type, id, fragIndex, version, frame } = it;
     const recs = this.recs;
     let lastFrame = -1;
     let lastCommitted = false;
-    for (let h = 0; h < n; h++) {
+    for (let h = from; h < to; h++) {
       const k = kind[h] as number;
       const f = frame[h] as number;
       if (f !== lastFrame) {
@@ -1271,7 +1326,7 @@ export class FlashStore implements RecordStore {
       return s;
     };
     const items: PlannedItem[] = [];
-    let version = this.nextVersion;
+    let version = this.seq[SEQ_VERSION] as number;
     for (const op of ops) {
       const s = stateOf(op.type, op.id);
       if (op.kind === "put") {
@@ -1331,7 +1386,7 @@ export class FlashStore implements RecordStore {
       candidates.push({ key, type: Math.floor(key / TYPE_SPAN), id: key % TYPE_SPAN, order: s.order });
     }
     candidates.sort((a, b) => a.order - b.order);
-    let version = items.length ? (items[items.length - 1] as PlannedItem).version + 1 : this.nextVersion;
+    let version = items.length ? (items[items.length - 1] as PlannedItem).version + 1 : (this.seq[SEQ_VERSION] as number);
     let count = 0;
     for (const c of candidates) {
       if (this.liveCost + delta <= capacity) break;
@@ -1350,7 +1405,7 @@ export class FlashStore implements RecordStore {
 
   /** Writes a frame: lane-1 copies, then lane-0 items and the commit; then updates the index. */
   private writeFrame(items: PlannedItem[], rolled: number): void {
-    const frame = this.nextFrame++;
+    const frame = this.takeFrame();
     const written: Item[] = [];
     // Both copies of a critical fragment have the same counter block (version, fragment), so
     // the same ciphertext: encrypt each fragment once, for whichever lane writes it first.
@@ -1384,7 +1439,7 @@ export class FlashStore implements RecordStore {
       this.flush(LANE_MIRROR);
     }
     // Durable: apply to the index.
-    if (items.length) this.nextVersion = (items[items.length - 1] as PlannedItem).version + 1;
+    if (items.length) this.seq[SEQ_VERSION] = (items[items.length - 1] as PlannedItem).version + 1;
     this.applyWritten(written);
     if (this.frameLive.has(frame)) this.commits.set(frame, commit);
   }
@@ -1536,6 +1591,13 @@ export class FlashStore implements RecordStore {
     else this.keyEntries.delete(key);
   }
 
+  /** A fresh frame number. */
+  private takeFrame(): number {
+    const frame = this.seq[SEQ_FRAME] as number;
+    this.seq[SEQ_FRAME] = frame + 1;
+    return frame;
+  }
+
   private block(b: number): BlockView {
     return new BlockView(this.table, b);
   }
@@ -1651,7 +1713,7 @@ export class FlashStore implements RecordStore {
     // `it` is the table object: its arrays may be replaced while items are added below.
     const it = this.items;
     const lane = this.table.lane[victim] as number;
-    const frame = this.nextFrame++;
+    const frame = this.takeFrame();
     const olds: Item[] = [];
     const neos: Item[] = [];
     const head = this.table.head[victim] as number;
@@ -2112,24 +2174,24 @@ export class FlashStore implements RecordStore {
    */
   private readSummaryPages(b: number, scratch: PageScratch, into: Uint8Array): Uint8Array[] | null {
     const ppb = this.g.pagesPerBlock;
-    const mark = scratch.mark();
+    scratch.mark();
     const lastPage = this.readValidPage(b, ppb - 1, into);
     if (!lastPage || lastPage[PH_KIND] !== PAGE_KIND_SUMMARY) return null;
     const total = readU16(lastPage, PH_TOTAL);
     if (total < 1 || readU16(lastPage, PH_INDEX) !== total - 1 || total >= ppb) return null;
-    const last = keepSummary(lastPage, scratch);
+    const last = keepSummary(lastPage, scratch, into);
     const pages: Uint8Array[] = [];
     for (let i = 0; i < total - 1; i++) {
       const page = this.readValidPage(b, ppb - total + i, into);
-      const kept = page && page[PH_KIND] === PAGE_KIND_SUMMARY && readU16(page, PH_INDEX) === i ? keepSummary(page, scratch) : null;
+      const kept = page && page[PH_KIND] === PAGE_KIND_SUMMARY && readU16(page, PH_INDEX) === i ? keepSummary(page, scratch, into) : null;
       if (!kept) {
-        scratch.rewind(mark);
+        scratch.rewind();
         return null;
       }
       pages.push(kept);
     }
     if (!last) {
-      scratch.rewind(mark);
+      scratch.rewind();
       return null;
     }
     pages.push(last);
