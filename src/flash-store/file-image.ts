@@ -215,7 +215,6 @@ export class FileMedia implements Media {
     return this.aheadPage(at - first, into);
   }
 
-
   /** Page i of the read-ahead, decoded into `into` or a page of its own, or null when erased. */
   private aheadPage(i: number, into?: Uint8Array): Uint8Array | null {
     const out = into ?? pagePieces.carve(this.pageTotal);
@@ -310,8 +309,9 @@ export class FileMedia implements Media {
 }
 
 /**
- * Writes the page stored (inverted) in `raw` into `out` as it reads (every byte XOR 0xFF);
- * returns whether the page holds data (some stored byte is non-zero), else it is erased.
+ * Writes the page stored (inverted) in `raw` into `out` as it reads (every byte XOR 0xFF,
+ * words when aligned; `out` may be `raw`); returns whether the page holds data (some stored
+ * byte is non-zero), else it is erased.
  */
 function decodeInto(raw: Uint8Array, out: Uint8Array): boolean {
   let any = 0;
@@ -333,24 +333,9 @@ function decodeInto(raw: Uint8Array, out: Uint8Array): boolean {
   return any !== 0;
 }
 
-/** XORs every byte with 0xFF in place (words when aligned); returns whether any input byte was non-zero. */
+/** XORs every byte with 0xFF in place; returns whether any input byte was non-zero. */
 function invert(buf: Uint8Array): boolean {
-  let any = 0;
-  if (buf.byteOffset % 4 === 0 && buf.length % 4 === 0) {
-    const words = new Uint32Array(buf.buffer, buf.byteOffset, buf.length / 4);
-    for (let i = 0; i < words.length; i++) {
-      const w = words[i] as number;
-      any |= w;
-      words[i] = ~w;
-    }
-    return any !== 0;
-  }
-  for (let i = 0; i < buf.length; i++) {
-    const v = buf[i] as number;
-    any |= v;
-    buf[i] = v ^ 0xff;
-  }
-  return any !== 0;
+  return decodeInto(buf, buf);
 }
 
 /** Takes the image's lock (see image-lock.ts), then opens the file; on failure holds nothing. */

@@ -368,7 +368,6 @@ const keyOf = (type: number, id: number): number => type * TYPE_SPAN + id;
 const copiesFor = (type: number): number => (type < CRITICAL_TYPE_LIMIT ? 2 : 1);
 const copyOfFlags = (flags: number): number => (flags & FLAG_COPY2 ? 1 : 0);
 
-/** A summary page's used part (header and entries) copied into `scratch`, or null when its entry count overruns the page. */
 /**
  * A summary page, kept for pass 2, or null when its entry count overruns its used bytes. A page
  * read into `into` is copied (its used part) into `scratch`; any other page is a media's
@@ -382,16 +381,17 @@ function keepSummary(page: Uint8Array, scratch: PageScratch, into: Uint8Array): 
 
 const SCRATCH_ALIGN = 8;
 
-/**
- * The summary pages mount keeps from pass 1 to pass 2, copied into buffers of the spare table
- * memory (columns.ts): pages read into one reused buffer (Media.readPage `into`) cost no
- * allocation each, and a remount reuses the scratch. Buffers only grow (a full one is kept
- * whole: views into it are live) and all go back at release, after pass 2.
- */
 const NO_BYTES = new Uint8Array(0);
 /** Mount's page buffers for reads into the caller's buffer (Media.readPage `into`): slab pieces, not a backing store per mount. */
 const mountPages = new Slab(0);
 
+/**
+ * The summary pages mount keeps from pass 1 to pass 2 when they were read into its one page
+ * buffer (a file: Media.readPage `into`), copied into buffers of the spare table memory
+ * (columns.ts), so pages cost no allocation each and a remount reuses the scratch. Buffers
+ * only grow (a full one is kept whole: views into it are live) and all go back at release,
+ * after pass 2.
+ */
 class PageScratch {
   private bytes: Uint8Array = NO_BYTES;
   private used = 0;
