@@ -13,7 +13,12 @@ import { Rng } from "../src/sim/index.ts";
 const KEY = new Uint8Array(16).fill(0x42);
 const INVOICE_BYTES = 400;
 const INVOICE_TYPE = 0x50;
-const MOUNT_SAMPLES = 5;
+/**
+ * Mounts timed per metric, the first (cold) one included. Nine, not five: the first two mounts
+ * of a process run code V8 is still compiling (130-230 and 50-90 ms, measured), so a median
+ * of five was the third mount alone; every sample is printed in the note.
+ */
+const MOUNT_SAMPLES = 9;
 const TX_SAMPLE_MS = 3000;
 const TINY = { pageBytes: 512, spareBytes: 16, pagesPerBlock: 8, blocks: 16 };
 
@@ -45,11 +50,11 @@ function cpuMsSince(from: NodeJS.CpuUsage): number {
 }
 
 /**
- * Median wall and CPU ms of MOUNT_SAMPLES mounts (the first, cold one included), and that
- * first one's wall ms. Each store is unmounted before the next mount, as a device's power-down
+ * Median wall and CPU ms of MOUNT_SAMPLES mounts (the first, cold one included), and every
+ * sample's wall ms in order. Each store is unmounted before the next mount, as a device's power-down
  * does (the COS at a power cycle): the next mount reuses its table memory.
  */
-function timeMounts(make: () => NandChip): { wall: number; cpu: number; first: number } {
+function timeMounts(make: () => NandChip): { wall: number; cpu: number; samples: string } {
   const wall: number[] = [];
   const cpu: number[] = [];
   for (let i = 0; i < MOUNT_SAMPLES; i++) {
@@ -62,7 +67,7 @@ function timeMounts(make: () => NandChip): { wall: number; cpu: number; first: n
     store.unmount();
     chip.close();
   }
-  return { wall: median(wall), cpu: median(cpu), first: wall[0] as number };
+  return { wall: median(wall), cpu: median(cpu), samples: wall.map((ms) => ms.toFixed(0)).join(" ") };
 }
 
 function loadNote(): string {
@@ -178,7 +183,7 @@ function memoryMounts(path: string, out: Record<string, Metric>): void {
   const full = fullDevice();
   const snap = full.chip.snapshot();
   const memMs = timeMounts(() => NandChip.fromSnapshot(snap));
-  out["flash.mount_ms.memory"] = { value: Number(memMs.wall.toFixed(1)), unit: "ms", goal: "<= 50", note: `full 128 MiB device, ${full.records} records of ${INVOICE_BYTES} B, median of ${MOUNT_SAMPLES} (first mount ${memMs.first.toFixed(0)} ms); CPU ${memMs.cpu.toFixed(0)} ms; ${loadNote()}` };
+  out["flash.mount_ms.memory"] = { value: Number(memMs.wall.toFixed(1)), unit: "ms", goal: "<= 50", note: `full 128 MiB device, ${full.records} records of ${INVOICE_BYTES} B, median of ${MOUNT_SAMPLES} (in order: ${memMs.samples} ms); CPU ${memMs.cpu.toFixed(0)} ms; ${loadNote()}` };
   saveImage(full.chip, path);
 }
 
@@ -194,7 +199,7 @@ function mountMetrics(out: Record<string, Metric>): void {
     const path = join(dir, "full.img");
     memoryMounts(path, out);
     const fileMs = timeMounts(() => openImage(path));
-    out["flash.mount_ms.file"] = { value: Number(fileMs.wall.toFixed(1)), unit: "ms", goal: "<= 50", note: `same device as a file image (page cache warm), median of ${MOUNT_SAMPLES} (first mount ${fileMs.first.toFixed(0)} ms); CPU ${fileMs.cpu.toFixed(0)} ms; ${loadNote()}` };
+    out["flash.mount_ms.file"] = { value: Number(fileMs.wall.toFixed(1)), unit: "ms", goal: "<= 50", note: `same device as a file image (page cache warm), median of ${MOUNT_SAMPLES} (in order: ${fileMs.samples} ms); CPU ${fileMs.cpu.toFixed(0)} ms; ${loadNote()}` };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
