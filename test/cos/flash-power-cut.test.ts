@@ -131,3 +131,21 @@ describe("PIN tearing on the FlashStore", () => {
     expect(cuts).toBeGreaterThan(3);
   });
 });
+
+describe("re-power on the FlashStore", () => {
+  it("unmounts the old store (its index memory goes to the new mount) and the card reads on", async () => {
+    const r = await readyFlashCard(94);
+    await issue(r, draft({}, 100));
+    const old = r.flash.store();
+    const ids = old.ids(RT.INVOICE);
+    r.chip.armPowerCut(r.chip.opCount, new Rng(95)); // the next NAND operation is cut: the card goes mute
+    await expect(issue(r, draft({}, 200))).rejects.toBeInstanceOf(CardMuteError);
+    r.chip.disarmPowerCut();
+    r.card.powerOn();
+    expect(r.flash.store()).not.toBe(old);
+    expect(() => old.ids(RT.INVOICE)).toThrow(/unmounted/);
+    expect(r.store.ids(RT.INVOICE)).toEqual(ids);
+    await login(r);
+    invariants(r);
+  });
+});
