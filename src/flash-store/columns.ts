@@ -113,15 +113,16 @@ export function scratchBytes(bytes: number): Uint8Array {
 }
 
 /**
- * New columns of `rows` elements each, in one buffer, zero-filled; when `from` is given its
- * columns' first elements are copied over (growth: from.length <= rows).
+ * New columns of `rows` elements each, in one buffer, zero-filled (unless `zero` is false: a
+ * caller that fills every element itself, e.g. a hash's slots with NIL); when `from` is given
+ * its columns' first elements are copied over (growth: from.length <= rows).
  */
-export function allocColumns<S extends ColumnSpec>(spec: S, rows: number, from?: Columns<S>): Columns<S> {
+export function allocColumns<S extends ColumnSpec>(spec: S, rows: number, from?: Columns<S>, zero = true): Columns<S> {
   if (!Number.isInteger(rows) || rows < 0) throw new RangeError(`column rows must be a non-negative integer, got ${rows}`);
   const layout = layoutOf(spec);
   let bytes = 0;
   for (const [, ctor] of layout) bytes += ctor.BYTES_PER_ELEMENT * rows;
-  const piece = bytes > SLAB_BYTES / SLAB_PIECE_DIVISOR ? new Uint8Array(tableBuffer(bytes), 0, bytes) : zeroed.carve(bytes);
+  const piece = bytes > SLAB_BYTES / SLAB_PIECE_DIVISOR ? new Uint8Array(tableBuffer(bytes, zero), 0, bytes) : zeroed.carve(bytes);
   const buffer = piece.buffer as ArrayBuffer;
   const out = {} as Record<string, ColumnArray>;
   let at = piece.byteOffset;

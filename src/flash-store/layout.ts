@@ -168,8 +168,9 @@ export function itemCrc(buf: Uint8Array, at: number, length: number): number {
   return crc32(buf, at + ITEM_HEADER_BYTES, at + ITEM_HEADER_BYTES + length, crc32(buf, at, at + IT_CRC));
 }
 
+/** Slots an item of `bytes` bytes takes (0 <= bytes < 2^31: integer arithmetic, mount counts every item with it). */
 export function slotsFor(bytes: number): number {
-  return Math.ceil(bytes / SLOT_BYTES);
+  return ((bytes + SLOT_BYTES - 1) / SLOT_BYTES) | 0;
 }
 
 /** Zero bits in the marker byte that make a block bad: one flipped bit does not retire a good block. */

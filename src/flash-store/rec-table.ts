@@ -212,7 +212,7 @@ export class RecTable {
 
   private rehash(slotCount: number): void {
     const old = this.slots;
-    this.slots = allocColumns(SLOT_COLUMNS, slotCount).slots.fill(NIL);
+    this.slots = allocColumns(SLOT_COLUMNS, slotCount, undefined, false).slots.fill(NIL);
     this.shift = 32 - (Math.log2(slotCount) - RUN_BITS);
     const mask = slotCount - 1;
     for (let i = 0; i < old.length; i++) {

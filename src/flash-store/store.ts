@@ -64,6 +64,8 @@ export const FILL_DENOMINATOR = 4;
 export const SCRUB_THRESHOLD = 3;
 /** Static wear levelling moves the coldest block once max - min erase count exceeds this. */
 export const WEAR_LEVEL_DELTA = 8;
+/** 2^32: the high 16 bits of a 48-bit field are worth this much each. */
+const U32_SPAN = 2 ** 32;
 /** Indices of the store's sequence counters (FlashStore.seq). */
 const SEQ_VERSION = 0;
 const SEQ_FRAME = 1;
@@ -2209,6 +2211,8 @@ export class FlashStore implements RecordStore {
     const base = it.top;
     assert(base + readU16(page, PH_COUNT) <= it.capacity, "summary entries past the reserved item rows");
     const count = readU16(page, PH_COUNT);
+    // Big-endian fields through a DataView: one load each, where readU16/32/48 load byte by byte.
+    const view = new DataView(page.buffer, page.byteOffset, page.byteLength);
     let n = 0;
     for (let e = 0, at = PAGE_HEADER_BYTES; e < count; e++, at += SUMMARY_ENTRY_BYTES) {
       const k = page[at + IT_KIND] as number;
@@ -2221,12 +2225,12 @@ export class FlashStore implements RecordStore {
       type[h] = page[at + IT_TYPE] as number;
       fragIndex[h] = fi;
       fragCount[h] = fc;
-      length[h] = readU16(page, at + IT_LENGTH);
-      id[h] = readU32(page, at + IT_ID);
-      version[h] = readU48(page, at + IT_VERSION);
-      frame[h] = readU48(page, at + IT_FRAME);
-      pageOf[h] = readU16(page, at + SE_PAGE);
-      offset[h] = readU16(page, at + SE_OFFSET);
+      length[h] = view.getUint16(at + IT_LENGTH);
+      id[h] = view.getUint32(at + IT_ID);
+      version[h] = view.getUint16(at + IT_VERSION) * U32_SPAN + view.getUint32(at + IT_VERSION + 2);
+      frame[h] = view.getUint16(at + IT_FRAME) * U32_SPAN + view.getUint32(at + IT_FRAME + 2);
+      pageOf[h] = view.getUint16(at + SE_PAGE);
+      offset[h] = view.getUint16(at + SE_OFFSET);
       if (k === ITEM_COMMIT) it.setExtra(h, readU48(page, at + SE_EXTRA)); // other entries: zeros
       block[h] = b;
       live[h] = 0;
