@@ -249,8 +249,9 @@ export class RecTable {
     return { type, id, kind, version, length, copy0, copy1, mark0, mark1, prev, next };
   }
 
+  /** New rows are not zeroed (see ItemTable.resize): newRow() writes every field of a row it hands out. */
   private resizeRows(rows: number): void {
-    this.setRows(allocColumns(ROW_COLUMNS, rows, this.rowColumns()));
+    this.setRows(allocColumns(ROW_COLUMNS, rows, this.rowColumns(), false));
     if (this.typeHead.length === 0) {
       const t = allocColumns(TYPE_COLUMNS, TYPES);
       this.typeHead = t.typeHead.fill(NIL);

@@ -21,12 +21,12 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const GEOMETRY: Geometry = { pageBytes: 512, spareBytes: 16, pagesPerBlock: 16, blocks: 128 };
 const RECORDS = 2000;
 
-function filledChip(): { chip: NandChip; model: ModelStore; keys: { type: number; id: number }[] } {
+function filledChip(seed = 11): { chip: NandChip; model: ModelStore; keys: { type: number; id: number }[] } {
   const chip = NandChip.memory({ geometry: GEOMETRY });
   const store = FlashStore.format(chip, { key: KEY });
   const model = new ModelStore();
   const txs: TxOp[][] = [];
-  const rng = new Rng(11);
+  const rng = new Rng(seed);
   for (let id = 0; id < RECORDS; id += 8) {
     const tx: TxOp[] = [];
     for (let i = 0; i < 8; i++) tx.push({ kind: "put", type: INVOICE_TYPE, id: id + i, value: rng.bytes(1 + rng.int(40)) });
@@ -88,6 +88,28 @@ describe("unmount", () => {
     expect(diffStores(second, model, keys)).toBeNull();
     second.unmount();
     expect(diffStores(FlashStore.mount(chip, { key: KEY }), model, keys)).toBeNull();
+  });
+
+  it("mounts a device on tables another device's store left behind (reused rows are not zeroed)", () => {
+    const other = filledChip(21);
+    const mine = filledChip(22);
+    // Rewrite some of mine so its items and records differ from the other's row for row.
+    const store = FlashStore.mount(mine.chip, { key: KEY });
+    for (let id = 0; id < RECORDS; id += 7) {
+      const tx: TxOp[] = [{ kind: "put", type: INVOICE_TYPE, id, value: new Uint8Array([id & 0xff, 1, 2]) }];
+      store.commit(tx);
+      mine.model.commit(tx);
+    }
+    store.unmount();
+    for (let round = 0; round < 3; round++) {
+      const theirs = FlashStore.mount(other.chip, { key: KEY });
+      expect(diffStores(theirs, other.model, other.keys)).toBeNull();
+      theirs.unmount(); // its rows are now the spare memory the next mount takes
+      const ours = FlashStore.mount(mine.chip, { key: KEY });
+      expect(diffStores(ours, mine.model, mine.keys), `round ${round}`).toBeNull();
+      ours.checkIndex();
+      ours.unmount();
+    }
   });
 
   it("remounts a file image repeatedly to the records of its memory twin (pages read into one reused buffer)", () => {
