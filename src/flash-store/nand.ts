@@ -272,8 +272,8 @@ export class NandChip {
    */
   readPageView(block: number, page: number, into?: Uint8Array): Uint8Array {
     this.checkPage(block, page);
-    this.beginRead(block, page);
     if (into && into.length !== this.pageTotal) throw new RangeError(`read buffer must be ${this.pageTotal} bytes, got ${into.length}`);
+    this.beginRead(block, page);
     const content = this.media.readPage(block, page, into);
     this.counters.reads++;
     if (this.scheduledFlips.size === 0 && this.stuck.size === 0 && this.flipProbability === 0) return content ?? ERASED_VIEW;

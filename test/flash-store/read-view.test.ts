@@ -19,6 +19,17 @@ describe("NandChip.readPageView", () => {
     return chip;
   }
 
+  it("refuses a read buffer of the wrong size before the operation counts", () => {
+    const chip = usedChip();
+    const ops = chip.opCount;
+    const reads = chip.counters.reads;
+    expect(() => chip.readPageView(0, 0, new Uint8Array(pageTotalBytes(TINY) - 1))).toThrow(RangeError);
+    expect(chip.opCount).toBe(ops);
+    expect(chip.counters.reads).toBe(reads);
+    const into = new Uint8Array(pageTotalBytes(TINY));
+    expect(padded(chip.readPageView(0, 0, into), pageTotalBytes(TINY))).toEqual(chip.readPage(0, 0)); // a memory chip: its own view
+  });
+
   it("reads what readPage reads, for programmed and erased pages, and is the same operation", () => {
     const chip = usedChip();
     const total = pageTotalBytes(TINY);
