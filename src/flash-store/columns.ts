@@ -99,17 +99,19 @@ export function releaseColumns(columns: Readonly<Record<string, ColumnArray>>): 
   }
 }
 
-/** Bytes of table memory kept for the next mount (tests, inspect). */
+/** Bytes of table memory kept for the next mount (for tests). */
 export function spareTableBytes(): number {
   return spareBytes;
 }
 
+const SCRATCH_COLUMNS = { bytes: Uint8Array } as const;
+
 /**
- * `bytes` bytes of scratch memory with ANY content (the caller writes before it reads), from
- * the spare memory when large; hand it back with releaseColumns({ bytes }).
+ * `bytes` bytes of scratch memory with ANY content (the caller writes before it reads): a
+ * one-column table that is not zeroed; hand it back with releaseColumns({ bytes }).
  */
 export function scratchBytes(bytes: number): Uint8Array {
-  return bytes > SLAB_BYTES / SLAB_PIECE_DIVISOR ? new Uint8Array(tableBuffer(bytes, false), 0, bytes) : zeroed.carve(bytes);
+  return allocColumns(SCRATCH_COLUMNS, bytes, undefined, false).bytes;
 }
 
 /**
