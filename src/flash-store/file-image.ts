@@ -18,6 +18,7 @@ import { acquireImageLock, releaseImageLock } from "./image-lock.ts";
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
 import { StoreError } from "./api.ts";
 import { crc32 } from "./crc32.ts";
+import { InvertBuffer, invertBytes } from "./invert.ts";
 import { checkGeometry, DEFAULT_GEOMETRY, describeGeometry, pageTotalBytes, sameGeometry, type Geometry } from "./geometry.ts";
 import { readU16, readU32, writeU16, writeU32 } from "./layout.ts";
 import { checkSecureWrite, SECURE_AREA_BYTES, type Media } from "./media.ts";
@@ -35,6 +36,8 @@ const ALIGN = 4096;
 export const TAIL_READ_AHEAD_PAGES = 8;
 /** Pages a run of in-order reads (page p right after page p - 1 of one block) fetches at once: a mount scans a block that has no summary page by page. */
 const SEQUENTIAL_READ_AHEAD_PAGES = TAIL_READ_AHEAD_PAGES + 1;
+/** Pages the read-ahead buffer holds: a tail and the next block's page 0, or a sequential run. */
+const AHEAD_PAGES_MAX = Math.max(TAIL_READ_AHEAD_PAGES + 1, SEQUENTIAL_READ_AHEAD_PAGES);
 
 export const IH_MAGIC = 0;
 export const IH_VERSION = 8;
@@ -83,13 +86,15 @@ export class FileMedia implements Media {
   private fd: number;
   /**
    * The last read-ahead (see readPage): `aheadCount` consecutive pages of the file from global
-   * page index `aheadFirst` (block * pagesPerBlock + page), as stored (inverted), in this
-   * media's one read-ahead buffer. Every read-ahead reuses the buffer and it is never handed
-   * out: a caller gets a decoded copy of just the page it asked for. Why: a mount reads ~19 MiB
-   * of tails, and a fresh buffer per block (kept alive by the pages handed out of it) was memory
+   * page index `aheadFirst` (block * pagesPerBlock + page), decoded in place as soon as read
+   * (invert.ts), in this media's one read-ahead buffer; `aheadWritten[i]` says whether page i
+   * held data (else it is erased). Every read-ahead reuses the buffer and it is never handed
+   * out: a caller gets a copy of just the page it asked for. Why: a mount reads ~10 MiB of
+   * tails, and a fresh buffer per block (kept alive by the pages handed out of it) was memory
    * new to the process at every mount, which this machine paid for in page faults.
    */
-  private aheadRaw = new Uint8Array(0);
+  private ahead: InvertBuffer | null = null;
+  private readonly aheadWritten = new Uint8Array(AHEAD_PAGES_MAX);
   private aheadFirst = 0;
   private aheadCount = 0;
   /**
@@ -202,23 +207,27 @@ export class FileMedia implements Media {
     if (sequential) return this.readAhead(at, Math.min(SEQUENTIAL_READ_AHEAD_PAGES, ppb - page), at, into);
     const out = into ?? new Uint8Array(this.pageTotal);
     readFully(this.fd, out, this.pageOffset(block, page));
-    return invert(out) ? out : null;
+    return invertBytes(out) ? out : null;
   }
 
   /** Reads `count` pages from global page `first` into the read-ahead buffer; returns page `at` of them. */
   private readAhead(first: number, count: number, at: number, into?: Uint8Array): Uint8Array | null {
-    if (this.aheadRaw.length === 0) this.aheadRaw = new Uint8Array(Math.max(TAIL_READ_AHEAD_PAGES + 1, SEQUENTIAL_READ_AHEAD_PAGES) * this.pageTotal);
+    if (count > AHEAD_PAGES_MAX) throw new Error(`file media invariant violated: a read-ahead of ${count} pages is longer than its buffer`);
+    this.ahead ??= new InvertBuffer(AHEAD_PAGES_MAX * this.pageTotal);
     this.aheadCount = 0; // until the read below has filled the buffer
-    readFully(this.fd, this.aheadRaw.subarray(0, count * this.pageTotal), this.dataOffset + first * this.pageTotal);
+    readFully(this.fd, this.ahead.bytes.subarray(0, count * this.pageTotal), this.dataOffset + first * this.pageTotal);
+    for (let i = 0; i < count; i++) this.aheadWritten[i] = this.ahead.invert(i * this.pageTotal, this.pageTotal) ? 1 : 0;
     this.aheadFirst = first;
     this.aheadCount = count;
     return this.aheadPage(at - first, into);
   }
 
-  /** Page i of the read-ahead, decoded into `into` or a page of its own, or null when erased. */
+  /** Page i of the read-ahead, copied into `into` or a page of its own, or null when erased. */
   private aheadPage(i: number, into?: Uint8Array): Uint8Array | null {
+    if (!this.aheadWritten[i] || !this.ahead) return null;
     const out = into ?? pagePieces.carve(this.pageTotal);
-    return decodeInto(this.aheadRaw.subarray(i * this.pageTotal, (i + 1) * this.pageTotal), out) ? out : null;
+    out.set(this.ahead.bytes.subarray(i * this.pageTotal, (i + 1) * this.pageTotal));
+    return out;
   }
 
   private forgetReadAhead(): void {
@@ -230,7 +239,7 @@ export class FileMedia implements Media {
     if (this.writePointer(block) < page + 1) this.setWritePointer(block, page + 1); // table first (see header comment)
     const full = new Uint8Array(this.pageTotal).fill(0xff);
     full.set(content.subarray(0, this.pageTotal));
-    invert(full);
+    invertBytes(full);
     writeFully(this.fd, full, this.pageOffset(block, page));
     this.sync();
   }
@@ -306,36 +315,6 @@ export class FileMedia implements Media {
   private sync(): void {
     if (this.durable) fsyncSync(this.fd);
   }
-}
-
-/**
- * Writes the page stored (inverted) in `raw` into `out` as it reads (every byte XOR 0xFF,
- * words when aligned; `out` may be `raw`); returns whether the page holds data (some stored
- * byte is non-zero), else it is erased.
- */
-function decodeInto(raw: Uint8Array, out: Uint8Array): boolean {
-  let any = 0;
-  if (raw.byteOffset % 4 === 0 && out.byteOffset % 4 === 0 && raw.length % 4 === 0) {
-    const from = new Int32Array(raw.buffer, raw.byteOffset, raw.length / 4);
-    const to = new Int32Array(out.buffer, out.byteOffset, raw.length / 4);
-    for (let i = 0; i < from.length; i++) {
-      const w = from[i] as number;
-      any |= w;
-      to[i] = ~w;
-    }
-    return any !== 0;
-  }
-  for (let i = 0; i < raw.length; i++) {
-    const v = raw[i] as number;
-    any |= v;
-    out[i] = v ^ 0xff;
-  }
-  return any !== 0;
-}
-
-/** XORs every byte with 0xFF in place; returns whether any input byte was non-zero. */
-function invert(buf: Uint8Array): boolean {
-  return decodeInto(buf, buf);
 }
 
 /** Takes the image's lock (see image-lock.ts), then opens the file; on failure holds nothing. */

@@ -185,7 +185,7 @@ describe("file image tail read-ahead", () => {
       const r = rng.int(10);
       if (r < 5 && (next[block] as number) < geometry.pagesPerBlock) {
         const data = new Uint8Array(pageTotal).fill(0xff);
-        data.set(rng.bytes(1 + rng.int(pageTotal)));
+        if (rng.int(8) !== 0) data.set(rng.bytes(1 + rng.int(pageTotal))); // else a program of nothing: the page stays erased
         const page = next[block] as number;
         expect(file.program(block, page, data)).toBe(memory.program(block, page, data));
         next[block] = page + 1;
@@ -204,6 +204,7 @@ describe("file image tail read-ahead", () => {
         full.set(view);
         expect(full, `step ${step} block ${block} page ${page} into`).toEqual(memory.readPage(block, page));
         expect(view.length === 0 || view === into).toBe(true);
+        expect(view.length === 0, `step ${step} block ${block} page ${page} erased`).toBe(memory.readPageView(block, page).length === 0);
         if (r < 8 && block + 1 < geometry.blocks && rng.int(2) === 0) expect(file.readPage(block + 1, 0), `step ${step} block ${block + 1} page 0`).toEqual(memory.readPage(block + 1, 0));
       }
     }
