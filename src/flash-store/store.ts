@@ -279,7 +279,7 @@ interface NewItem {
   frame: number;
 }
 
-/** What mount's first pass over the items finds (scanItems). */
+/** What mount finds out about the items as it decodes them (MountTally, scanCommits). */
 interface ItemScan {
   maxVersion: number;
   maxFrame: number;
@@ -301,44 +301,39 @@ interface ItemScan {
  */
 const MOUNT_CHUNK_ITEMS = 4096;
 
-/** Slots of the totals scanRange accumulates over the chunks of one mount. */
+/** Slots of the totals a mount accumulates while it decodes items (MountTally). */
 const TOTAL_MAX_VERSION = 0;
 const TOTAL_MAX_FRAME = 1;
 const TOTAL_RECORD_ITEMS = 2;
 const TOTAL_SLOTS = 3;
 
-/** Mount, pass 1 over every item: the largest version and frame, and the commits. */
-function scanItems(it: ItemTable): ItemScan {
-  const totals = new Float64Array(TOTAL_SLOTS);
-  const commitItems: Item[] = [];
-  const n = it.top;
-  for (let from = 0; from < n; from += MOUNT_CHUNK_ITEMS) scanRange(it, from, Math.min(n, from + MOUNT_CHUNK_ITEMS), totals, commitItems);
-  return scanCommits(it, commitItems, totals);
-}
-
 /**
- * scanItems over items [from, to). The totals are kept in `totals` inside the loop: code after
- * a loop has no type feedback when V8 compiles the loop while it runs (the first call), and
- * stores there threw that code away at every later call.
+ * What mount gathers about the items while it decodes them (loadSummaryPage, loadDataPages),
+ * instead of in a pass of its own over the whole item table: the largest version and frame,
+ * the commit items, and how many items are first copies of records. The totals sit in a
+ * typed array so the decode loop keeps them in one place V8 compiles for (see
+ * MOUNT_CHUNK_ITEMS on loops compiled while they run).
  */
-function scanRange(it: ItemTable, from: number, to: number, totals: Float64Array, commitItems: Item[]): void {
-  const { kind, flags, fragIndex, version, frame } = it;
-  for (let h = from; h < to; h++) {
-    const f = frame[h] as number;
-    if (f > (totals[TOTAL_MAX_FRAME] as number)) totals[TOTAL_MAX_FRAME] = f;
-    const k = kind[h] as number;
-    if (k === ITEM_COMMIT) {
-      commitItems.push(h);
-      continue;
+class MountTally {
+  readonly totals = new Float64Array(TOTAL_SLOTS);
+  readonly commitItems: Item[] = [];
+
+  /** Counts one decoded item (the rare path: data pages of unsealed blocks). */
+  note(h: Item, kind: number, flags: number, fragIndex: number, version: number, frame: number): void {
+    const totals = this.totals;
+    if (frame > (totals[TOTAL_MAX_FRAME] as number)) totals[TOTAL_MAX_FRAME] = frame;
+    if (kind === ITEM_COMMIT) {
+      this.commitItems.push(h);
+      return;
     }
-    const v = version[h] as number;
-    if (v > (totals[TOTAL_MAX_VERSION] as number)) totals[TOTAL_MAX_VERSION] = v;
-    if (k !== ITEM_MARK && fragIndex[h] === 0 && ((flags[h] as number) & FLAG_COPY2) === 0) (totals[TOTAL_RECORD_ITEMS] as number)++;
+    if (version > (totals[TOTAL_MAX_VERSION] as number)) totals[TOTAL_MAX_VERSION] = version;
+    if (kind !== ITEM_MARK && fragIndex === 0 && (flags & FLAG_COPY2) === 0) (totals[TOTAL_RECORD_ITEMS] as number)++;
   }
 }
 
-/** The rest of scanItems: which commit items commit their own frame, which were relocated. */
-function scanCommits(it: ItemTable, commitItems: Item[], totals: Float64Array): ItemScan {
+/** What the tally found, and which commit items commit their own frame, which were relocated. */
+function scanCommits(it: ItemTable, tally: MountTally): ItemScan {
+  const { totals, commitItems } = tally;
   const { version, frame } = it;
   const committed = new Set<number>();
   const relocatedCommits: Item[] = [];
@@ -602,12 +597,13 @@ export class FlashStore implements RecordStore {
     for (let b = 0; b < counts.length; b++) maxKnown = Math.max(maxKnown, counts[b] as number);
     for (let b = 0; b < counts.length; b++) if ((counts[b] as number) < 0) counts[b] = maxKnown; // unknown: assume the worst seen
     this.items.reserve(entries);
+    const tally = new MountTally();
     for (const { b, pages, sealed } of loaded) {
-      if (sealed) for (const page of pages) this.loadSummaryPage(page as Uint8Array, b);
-      else this.loadDataPages(b, pages);
+      if (sealed) for (const page of pages) this.loadSummaryPage(page as Uint8Array, b, tally.totals, tally.commitItems);
+      else this.loadDataPages(b, pages, tally);
     }
     scratch.release();
-    this.rebuildIndex();
+    this.rebuildIndex(tally);
   }
 
   private adoptFormat(header: BlockHeader): void {
@@ -629,10 +625,10 @@ export class FlashStore implements RecordStore {
    * table's typed arrays, no allocation per item. Mount loaded blocks into a fresh table, so
    * the handles 0..top-1 are exactly the items on flash.
    */
-  private rebuildIndex(): void {
+  private rebuildIndex(tally: MountTally): void {
     const it = this.items;
     assert(it.size === it.top, "mount expects an item table without free rows");
-    const scan = scanItems(it);
+    const scan = scanCommits(it, tally);
     // About one row per record item (old versions count too; a key seen only in a mark or a
     // lone second copy grows the table): reserving a row per item, as before, made the table
     // of a store full of superseded versions many times larger than its records.
@@ -2204,7 +2200,7 @@ export class FlashStore implements RecordStore {
    * Decodes one summary page's entries straight into consecutive rows of the item table
    * (room reserved by the caller) and appends them to the block's list as one run.
    */
-  private loadSummaryPage(page: Uint8Array, b: number): void {
+  private loadSummaryPage(page: Uint8Array, b: number, totals: Float64Array, commitItems: Item[]): void {
     const it = this.items;
     const { kind, flags, type, id, fragIndex, fragCount, length, version, frame, next, live, block, offset } = it;
     const pageOf = it.page;
@@ -2227,14 +2223,24 @@ export class FlashStore implements RecordStore {
       fragCount[h] = fc;
       length[h] = view.getUint16(at + IT_LENGTH);
       id[h] = view.getUint32(at + IT_ID);
-      version[h] = view.getUint16(at + IT_VERSION) * U32_SPAN + view.getUint32(at + IT_VERSION + 2);
-      frame[h] = view.getUint16(at + IT_FRAME) * U32_SPAN + view.getUint32(at + IT_FRAME + 2);
+      const v = view.getUint16(at + IT_VERSION) * U32_SPAN + view.getUint32(at + IT_VERSION + 2);
+      const f = view.getUint16(at + IT_FRAME) * U32_SPAN + view.getUint32(at + IT_FRAME + 2);
+      version[h] = v;
+      frame[h] = f;
       pageOf[h] = view.getUint16(at + SE_PAGE);
       offset[h] = view.getUint16(at + SE_OFFSET);
-      if (k === ITEM_COMMIT) it.setExtra(h, readU48(page, at + SE_EXTRA)); // other entries: zeros
       block[h] = b;
       live[h] = 0;
       next[h] = h + 1;
+      // MountTally.note, inline: this loop runs for every item of a full device.
+      if (f > (totals[TOTAL_MAX_FRAME] as number)) totals[TOTAL_MAX_FRAME] = f;
+      if (k === ITEM_COMMIT) {
+        it.setExtra(h, readU48(page, at + SE_EXTRA)); // other entries: zeros
+        commitItems.push(h);
+        continue;
+      }
+      if (v > (totals[TOTAL_MAX_VERSION] as number)) totals[TOTAL_MAX_VERSION] = v;
+      if (k !== ITEM_MARK && fi === 0 && ((flags[h] as number) & FLAG_COPY2) === 0) (totals[TOTAL_RECORD_ITEMS] as number)++;
     }
     if (n === 0) return;
     it.claimRun(n);
@@ -2259,7 +2265,7 @@ export class FlashStore implements RecordStore {
   }
 
   /** Loads the items of a scanned block's data pages; a page's items stop at the first torn one. */
-  private loadDataPages(b: number, pages: readonly (Uint8Array | null)[]): void {
+  private loadDataPages(b: number, pages: readonly (Uint8Array | null)[], tally: MountTally): void {
     const it = this.items;
     for (let p = 1; p < pages.length; p++) {
       const page = pages[p];
@@ -2289,6 +2295,7 @@ export class FlashStore implements RecordStore {
         if (k === ITEM_COMMIT) it.setExtra(h, readU48(page, at + ITEM_HEADER_BYTES));
         it.block[h] = b;
         this.table.pushItem(b, h, it);
+        tally.note(h, k, it.flags[h] as number, fi, it.version[h] as number, it.frame[h] as number);
         at += ITEM_HEADER_BYTES + len;
       }
     }
