@@ -158,6 +158,11 @@ export class RecTable {
     return this.next[r] as number;
   }
 
+  /** Rows ever handed out: every row below is in use (in the hash) or on the free list. */
+  get rowsEnd(): number {
+    return this.top;
+  }
+
   /** Slots of the hash (for tests: load factor). */
   get slotCount(): number {
     return this.slots.length;

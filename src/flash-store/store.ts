@@ -307,6 +307,12 @@ const TOTAL_MAX_FRAME = 1;
 const TOTAL_RECORD_ITEMS = 2;
 const TOTAL_SLOTS = 3;
 
+/** Slots of what mountAccounting carries from one chunk of rows to the next. */
+const RUN_FRAME = 0;
+const RUN_COUNT = 1;
+const RUN_TOTAL = 2;
+const RUN_SLOTS = 3;
+
 /**
  * What mount gathers about the items while it decodes them (loadSummaryPage, loadDataPages),
  * instead of in a pass of its own over the whole item table: the largest version and frame,
@@ -719,71 +725,83 @@ export class FlashStore implements RecordStore {
 
   /**
    * Mount: settles each row (a mark counts only when newer than its PUT; rows with marks but
-   * no record go), then counts every live item in bulk. Items of one frame mostly come
-   * together, so frameLive is updated per run of a frame, not per item.
+   * no record go), then counts every live item in bulk. Rows are visited by index, not along
+   * their type's list: a mount's table has no free row (every row below rowsEnd is in the
+   * hash), sums do not depend on order, and a list walk made each step wait for the load of
+   * the next link. Items of one frame mostly come together, so frameLive is updated per run
+   * of a frame, not per item. MOUNT_CHUNK_ITEMS rows per call of accountRange.
    */
   private mountAccounting(): void {
+    const recs = this.recs;
+    const end = recs.rowsEnd;
+    assert(recs.size === end, "mount expects a record table without free rows");
+    const run = new Float64Array(RUN_SLOTS);
+    run[RUN_FRAME] = -1;
+    const orphans: number[] = [];
+    for (let from = 0; from < end; from += MOUNT_CHUNK_ITEMS) this.accountRange(from, Math.min(end, from + MOUNT_CHUNK_ITEMS), run, orphans);
+    const runCount = run[RUN_COUNT] as number;
+    const runFrame = run[RUN_FRAME] as number;
+    if (runCount) this.frameLive.set(runFrame, (this.frameLive.get(runFrame) ?? 0) + runCount);
+    this.liveCost += run[RUN_TOTAL] as number;
+    for (const r of orphans) recs.remove(r);
+  }
+
+  /** mountAccounting over rows [from, to); the open run of a frame and the total cost carry over in `run`. */
+  private accountRange(from: number, to: number, run: Float64Array, orphans: number[]): void {
     const recs = this.recs;
     const it = this.items;
     const { kind: rkind, version: rversion, length: rlength, copy0, copy1, mark0, mark1 } = recs;
     const { frame, live, block, length, version } = it;
     const liveCosts = this.table.liveCost;
     const multi = this.moreFrags.size > 0; // some value spans several fragments (rare)
-    const orphans: number[] = [];
     const four: Item[] = [NIL, NIL, NIL, NIL];
-    let runFrame = -1;
-    let runCount = 0;
-    let total = 0;
-    for (let t = 0; t <= RECORD_TYPE_MAX; t++) {
-      for (let r = recs.firstOf(t); r !== NIL; r = recs.nextOf(r)) {
-        const k = rkind[r] as number;
-        if (k === 0) {
-          orphans.push(r);
-          continue;
-        }
-        const m0 = mark0[r] as number;
-        const m1 = mark1[r] as number;
-        if (m0 !== NIL || m1 !== NIL) {
-          const markVersion = version[m0 !== NIL ? m0 : m1] as number;
-          if (k !== ITEM_PUT || markVersion <= (rversion[r] as number)) {
-            mark0[r] = NIL;
-            mark1[r] = NIL;
-          }
-        }
-        let refs = four;
-        if (multi && (this.moreFrags.has(r * 2) || this.moreFrags.has(r * 2 + 1))) {
-          if (k === ITEM_PUT) rlength[r] = this.recordLength(r);
-          refs = this.liveItemsOf(r);
-        } else {
-          // One fragment per copy: the length is that of the first copy present (recordLength).
-          const c0 = copy0[r] as number;
-          const c1 = copy1[r] as number;
-          if (k === ITEM_PUT) rlength[r] = c0 !== NIL ? (length[c0] as number) : c1 !== NIL ? (length[c1] as number) : 0;
-          four[0] = c0;
-          four[1] = c1;
-          four[2] = mark0[r] as number;
-          four[3] = mark1[r] as number;
-        }
-        for (let j = 0; j < refs.length; j++) {
-          const h = refs[j] as Item;
-          if (h === NIL) continue;
-          const f = frame[h] as number;
-          if (f !== runFrame) {
-            if (runCount) this.frameLive.set(runFrame, (this.frameLive.get(runFrame) ?? 0) + runCount);
-            runFrame = f;
-            runCount = 0;
-          }
-          runCount++;
-          live[h] = 1;
-          const cost = this.refCost(h);
-          (liveCosts[block[h] as number] as number) += cost;
-          total += cost;
+    for (let r = from; r < to; r++) {
+      const k = rkind[r] as number;
+      if (k === 0) {
+        orphans.push(r);
+        continue;
+      }
+      const m0 = mark0[r] as number;
+      const m1 = mark1[r] as number;
+      if (m0 !== NIL || m1 !== NIL) {
+        const markVersion = version[m0 !== NIL ? m0 : m1] as number;
+        if (k !== ITEM_PUT || markVersion <= (rversion[r] as number)) {
+          mark0[r] = NIL;
+          mark1[r] = NIL;
         }
       }
+      let refs = four;
+      if (multi && (this.moreFrags.has(r * 2) || this.moreFrags.has(r * 2 + 1))) {
+        if (k === ITEM_PUT) rlength[r] = this.recordLength(r);
+        refs = this.liveItemsOf(r);
+      } else {
+        // One fragment per copy: the length is that of the first copy present (recordLength).
+        const c0 = copy0[r] as number;
+        const c1 = copy1[r] as number;
+        if (k === ITEM_PUT) rlength[r] = c0 !== NIL ? (length[c0] as number) : c1 !== NIL ? (length[c1] as number) : 0;
+        four[0] = c0;
+        four[1] = c1;
+        four[2] = mark0[r] as number;
+        four[3] = mark1[r] as number;
+      }
+      for (let j = 0; j < refs.length; j++) {
+        const h = refs[j] as Item;
+        if (h === NIL) continue;
+        const f = frame[h] as number;
+        if (f !== run[RUN_FRAME]) {
+          const runCount = run[RUN_COUNT] as number;
+          const runFrame = run[RUN_FRAME] as number;
+          if (runCount) this.frameLive.set(runFrame, (this.frameLive.get(runFrame) ?? 0) + runCount);
+          run[RUN_FRAME] = f;
+          run[RUN_COUNT] = 0;
+        }
+        (run[RUN_COUNT] as number)++;
+        live[h] = 1;
+        const cost = this.refCost(h);
+        (liveCosts[block[h] as number] as number) += cost;
+        (run[RUN_TOTAL] as number) += cost;
+      }
     }
-    if (runCount) this.frameLive.set(runFrame, (this.frameLive.get(runFrame) ?? 0) + runCount);
-    this.liveCost += total;
-    for (const r of orphans) recs.remove(r);
   }
 
   /** Mount: every frame with live items needs its commit; a relocated commit keeps its carrier alive. */
