@@ -307,11 +307,10 @@ const TOTAL_MAX_FRAME = 1;
 const TOTAL_RECORD_ITEMS = 2;
 const TOTAL_SLOTS = 3;
 
-/** Slots of what mountAccounting carries from one chunk of rows to the next. */
+/** Slots of what mountAccounting carries from one chunk of rows to the next: the open run of a frame. */
 const RUN_FRAME = 0;
 const RUN_COUNT = 1;
-const RUN_TOTAL = 2;
-const RUN_SLOTS = 3;
+const RUN_SLOTS = 2;
 
 /**
  * What mount gathers about the items while it decodes them (loadSummaryPage, loadDataPages),
@@ -738,16 +737,20 @@ export class FlashStore implements RecordStore {
     const run = new Float64Array(RUN_SLOTS);
     run[RUN_FRAME] = -1;
     const orphans: number[] = [];
-    for (let from = 0; from < end; from += MOUNT_CHUNK_ITEMS) this.accountRange(from, Math.min(end, from + MOUNT_CHUNK_ITEMS), run, orphans);
+    // The total is summed from the chunks' integer results, not kept in `run`: a double read
+    // from a Float64Array stored into this.liveCost changed the field's representation, and
+    // with it the store's hidden class, so every compiled store method was thrown away.
+    let total = 0;
+    for (let from = 0; from < end; from += MOUNT_CHUNK_ITEMS) total += this.accountRange(from, Math.min(end, from + MOUNT_CHUNK_ITEMS), run, orphans);
     const runCount = run[RUN_COUNT] as number;
     const runFrame = run[RUN_FRAME] as number;
     if (runCount) this.frameLive.set(runFrame, (this.frameLive.get(runFrame) ?? 0) + runCount);
-    this.liveCost += run[RUN_TOTAL] as number;
+    this.liveCost += total;
     for (const r of orphans) recs.remove(r);
   }
 
-  /** mountAccounting over rows [from, to); the open run of a frame and the total cost carry over in `run`. */
-  private accountRange(from: number, to: number, run: Float64Array, orphans: number[]): void {
+  /** mountAccounting over rows [from, to); returns the live cost counted. The open run of a frame carries over in `run`. */
+  private accountRange(from: number, to: number, run: Float64Array, orphans: number[]): number {
     const recs = this.recs;
     const it = this.items;
     const { kind: rkind, version: rversion, length: rlength, copy0, copy1, mark0, mark1 } = recs;
@@ -755,6 +758,7 @@ export class FlashStore implements RecordStore {
     const liveCosts = this.table.liveCost;
     const multi = this.moreFrags.size > 0; // some value spans several fragments (rare)
     const four: Item[] = [NIL, NIL, NIL, NIL];
+    let total = 0;
     for (let r = from; r < to; r++) {
       const k = rkind[r] as number;
       if (k === 0) {
@@ -799,9 +803,10 @@ export class FlashStore implements RecordStore {
         live[h] = 1;
         const cost = this.refCost(h);
         (liveCosts[block[h] as number] as number) += cost;
-        (run[RUN_TOTAL] as number) += cost;
+        total += cost;
       }
     }
+    return total;
   }
 
   /** Mount: every frame with live items needs its commit; a relocated commit keeps its carrier alive. */
