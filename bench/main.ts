@@ -12,7 +12,7 @@ import { readdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem, hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import type { BenchModule, Metric } from "./harness.ts";
+import { speedProbe, type BenchModule, type Metric } from "./harness.ts";
 
 function parseFilter(argv: readonly string[]): string {
   const i = argv.indexOf("--filter");
@@ -62,25 +62,36 @@ async function main(): Promise<void> {
   if (only !== -1) return runModule(argv[only + 1] as string, filter);
   const files = readdirSync(here).filter((f) => f.endsWith(".bench.ts")).sort();
   const metrics: Record<string, Metric> = {};
+  /** Per module: the speed probe (harness.ts) just before and just after it, ms. */
+  const probes: Record<string, [number, number]> = {};
   for (const file of files) {
     const module = await loadModule(file);
     if (!module.ids.some((id) => selects(filter, id))) continue;
-    process.stderr.write(`bench: ${file} ...\n`);
+    const before = speedProbe();
+    process.stderr.write(`bench: ${file} ... (speed probe ${before.toFixed(1)} ms)\n`);
     const results = await runInChild(file, filter);
+    probes[file] = [round1(before), round1(speedProbe())];
     for (const [id, metric] of Object.entries(results)) if (id.startsWith(filter)) metrics[id] = metric;
   }
   if (Object.keys(metrics).length === 0) throw new Error(`no benchmark matches --filter "${filter}"`);
   const rows = Object.entries(metrics).map(([id, m]) => [id, formatValue(m.value), m.unit, m.goal ?? "", m.note ?? ""]);
   const widths = [0, 1, 2, 3].map((c) => Math.max(...rows.map((r) => (r[c] as string).length), 4));
   for (const r of rows) console.log(r.map((cell, c) => (c < 4 ? cell.padEnd(widths[c] as number) : cell)).join("  "));
+  const probeText = Object.entries(probes).map(([file, [before, after]]) => `${file} ${before}/${after}`).join(", ");
+  console.log(`\nspeed probe, ms before/after each module (higher = the machine was slower; see harness.ts): ${probeText}`);
   const cpu = cpus()[0]?.model ?? "unknown cpu";
   const report = {
     when: new Date().toISOString(),
     machine: `${hostname()}: ${cpu}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`,
     metrics,
+    probes,
   };
   writeFileSync(join(here, "..", "bench-results.json"), JSON.stringify(report, null, 2) + "\n");
   console.log(`\nwrote bench-results.json (${Object.keys(metrics).length} metrics)`);
+}
+
+function round1(ms: number): number {
+  return Math.round(ms * 10) / 10;
 }
 
 function formatValue(value: number): string {
